@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from engines.core.atomic import atomic_path, atomic_write_text
 from engines.core.errors import (
     CancelledError,
     CorruptFileError,
@@ -24,6 +25,8 @@ API_VERSION = 1
 
 __all__ = [
     "API_VERSION",
+    "atomic_path",
+    "atomic_write_text",
     "CancelledError",
     "CorruptFileError",
     "EngineError",
