@@ -36,6 +36,7 @@ here (even a segfault) never takes the GUI down.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import logging
@@ -43,12 +44,13 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from engines.core.errors import EngineError
 from engines.core.home import DataHome
 from engines.core.jobs import CancelToken, JobContext
+from engines.core.plugin_api import API_VERSION, PluginAPI
 from engines.core.plugins import default_registry, load_plugins
 from engines.core.registry import Registry
 
@@ -199,15 +201,44 @@ class Host:
                 "problem": "unknown op"})
         return True
 
-    def serve(self, stdin: TextIO) -> None:
+    def serve(self, lines: Iterable[str]) -> None:
         self.emit("ready", pid=os.getpid(), protocol=PROTOCOL_VERSION,
                   commands=[c.id for c in self.registry.all()], home=str(self.home.root))
-        for line in stdin:
+        for line in lines:
             if not self.handle(line):
                 break
         # shutdown or the GUI closed our stdin: stop what runs, give it a moment
         self.cancel_all()
         self.wait(timeout=3.0)
+
+
+def _request_lines() -> Iterator[str]:
+    """Lines from the real stdin, read from a raw file descriptor.
+
+    ``sys.stdin`` is pointed at ``/dev/null`` first. Engines may fork worker processes
+    (``multiprocessing`` with ``fork``) while the main thread waits here; a forked child
+    closes ``sys.stdin``, and if that were the buffered stream this thread is blocked in,
+    the child would deadlock on its lock. A raw ``os.read`` holds no such lock.
+    """
+    fd = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+        *done, buf = buf.split(b"\n")
+        for raw in done:
+            yield raw.decode("utf-8", "replace")
+    if buf.strip():
+        yield buf.decode("utf-8", "replace")
 
 
 def _protocol_stream() -> TextIO:
@@ -220,9 +251,30 @@ def _protocol_stream() -> TextIO:
                             line_buffering=True, write_through=True)
 
 
+def load_modules_only(modules: Sequence[str]) -> Registry:
+    """A registry with only the plugin ``modules`` enabled (no installed entry points)."""
+    registry = Registry()
+    for target in dict.fromkeys(modules):
+        info: dict[str, Any] = {"entry_point": target.rsplit(".", 1)[-1], "module": target, "ok": False}
+        try:
+            module = importlib.import_module(target.partition(":")[0])
+            manifest = dict(getattr(module, "MANIFEST", {}))
+            info.update(manifest)
+            if int(manifest.get("api", 1)) > API_VERSION:
+                raise RuntimeError(f"needs plugin API {manifest.get('api')}, this app has {API_VERSION}")
+            module.enable(PluginAPI(registry, plugin=str(manifest.get("name", info["entry_point"]))))
+            info["ok"] = True
+        except Exception as exc:  # one broken plugin never stops the host
+            info["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s failed to load: %s", target, exc)
+        registry.plugins.append(info)
+    return registry
+
+
 def build_registry(plugins: Sequence[str], *, isolated: bool) -> Registry:
+    """The host's registry: installed plugins (unless ``isolated``) plus ``plugins``."""
     if isolated:
-        return load_plugins(Registry(), extra_modules=tuple(plugins))
+        return load_modules_only(plugins)
     if not plugins:
         return default_registry()
     return load_plugins(Registry(), extra_modules=tuple(plugins))
@@ -251,8 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = build_registry(plugins, isolated=ns.isolated)
     home = DataHome(ns.home) if ns.home else DataHome()
     host = Host(registry, home, out)
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    host.serve(stdin)
+    host.serve(_request_lines())
     out.flush()
     # daemon job threads that ignore cancellation must not keep the process alive
     os._exit(0)

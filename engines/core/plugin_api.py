@@ -44,8 +44,6 @@ class PluginAPI:
     """What ``enable(api)`` receives."""
 
     version = API_VERSION
-    Param = Param
-    Result = Result
 
     def __init__(self, registry: Registry, *, plugin: str) -> None:
         self._registry = registry

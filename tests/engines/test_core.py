@@ -158,7 +158,7 @@ def test_settings_commands_round_trip(home: DataHome) -> None:
 
 def test_progress_is_rate_limited_but_final_step_always_arrives(home: DataHome) -> None:
     seen: list[float] = []
-    ctx = JobContext(home=home, on_progress=lambda f, m: seen.append(f))
+    ctx = JobContext(home=home, on_progress=lambda f, _m: seen.append(f))
     for i in range(1000):
         ctx.progress(i / 1000)
     ctx.progress(1.0)

@@ -1,0 +1,1 @@
+"""One workspace per job the user does (this release: the library)."""
