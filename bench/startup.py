@@ -34,8 +34,7 @@ def time_window(runs: int, home: Path) -> list[float]:
     studio = str(Path(sys.executable).with_name("studio"))
     for i in range(runs):
         shown = home / f"shown-{i}.txt"
-        env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_BENCH_SHOWN_FILE": str(shown),
-               "STUDIO_NO_DEMO": "1"}
+        env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_BENCH_SHOWN_FILE": str(shown)}
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
         t0 = time.time()
         subprocess.run([studio], env=env, check=True, timeout=120)

@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QWidget
 
     from engines.core.home import DataHome, Settings
-    from engines.core.host import load_modules_only
     from engines.core.plugins import default_registry, load_plugins
     from engines.core.registry import Registry
     from studio.app import create_window, ensure_app
@@ -91,10 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         home.save_settings(Settings(theme=ns.theme))
         if not ns.demo:
             GuiState(home).set("demo_started", True)  # we bring our own small library
-        if ns.isolated:
-            registry = load_modules_only(ns.plugin)
-        elif ns.plugin:
-            registry = load_plugins(Registry(), extra_modules=tuple(ns.plugin))
+        if ns.isolated or ns.plugin:
+            registry = load_plugins(Registry(), extra_modules=tuple(ns.plugin), installed=not ns.isolated)
         else:
             registry = default_registry()
         if "library.list" not in registry:

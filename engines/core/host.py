@@ -36,7 +36,6 @@ here (even a segfault) never takes the GUI down.
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import logging
@@ -50,7 +49,6 @@ from typing import Any, TextIO
 from engines.core.errors import EngineError
 from engines.core.home import DataHome
 from engines.core.jobs import CancelToken, JobContext
-from engines.core.plugin_api import API_VERSION, PluginAPI
 from engines.core.plugins import default_registry, load_plugins
 from engines.core.registry import Registry
 
@@ -251,30 +249,10 @@ def _protocol_stream() -> TextIO:
                             line_buffering=True, write_through=True)
 
 
-def load_modules_only(modules: Sequence[str]) -> Registry:
-    """A registry with only the plugin ``modules`` enabled (no installed entry points)."""
-    registry = Registry()
-    for target in dict.fromkeys(modules):
-        info: dict[str, Any] = {"entry_point": target.rsplit(".", 1)[-1], "module": target, "ok": False}
-        try:
-            module = importlib.import_module(target.partition(":")[0])
-            manifest = dict(getattr(module, "MANIFEST", {}))
-            info.update(manifest)
-            if int(manifest.get("api", 1)) > API_VERSION:
-                raise RuntimeError(f"needs plugin API {manifest.get('api')}, this app has {API_VERSION}")
-            module.enable(PluginAPI(registry, plugin=str(manifest.get("name", info["entry_point"]))))
-            info["ok"] = True
-        except Exception as exc:  # one broken plugin never stops the host
-            info["error"] = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin %s failed to load: %s", target, exc)
-        registry.plugins.append(info)
-    return registry
-
-
 def build_registry(plugins: Sequence[str], *, isolated: bool) -> Registry:
     """The host's registry: installed plugins (unless ``isolated``) plus ``plugins``."""
     if isolated:
-        return load_modules_only(plugins)
+        return load_plugins(Registry(), extra_modules=tuple(plugins), installed=False)
     if not plugins:
         return default_registry()
     return load_plugins(Registry(), extra_modules=tuple(plugins))

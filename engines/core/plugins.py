@@ -29,9 +29,13 @@ GROUP = "cue_studio.plugins"
 log = logging.getLogger(__name__)
 
 
-def load_plugins(registry: Registry, *, extra_modules: tuple[str, ...] = ()) -> Registry:
-    """Enable every plugin found through entry points (and ``extra_modules``)."""
-    specs: list[tuple[str, str]] = [(ep.name, ep.value) for ep in entry_points(group=GROUP)]
+def load_plugins(
+    registry: Registry, *, extra_modules: tuple[str, ...] = (), installed: bool = True
+) -> Registry:
+    """Enable every installed plugin (entry points, unless ``installed=False``) and ``extra_modules``."""
+    specs: list[tuple[str, str]] = (
+        [(ep.name, ep.value) for ep in entry_points(group=GROUP)] if installed else []
+    )
     specs += [(m.rsplit(".", 1)[-1], m) for m in extra_modules]
     seen: set[str] = set()
     for name, target in sorted(specs, key=lambda s: (not s[1].startswith("engines."), s[0])):
