@@ -37,7 +37,7 @@ def enable(api: PluginAPI) -> None:
         runs_in="host")
     api.register_command(
         id="library.list", title="List library tracks", handler=_H + "list_",
-        params=[Param("limit", kind="int", default=100, minimum=1, help="at most this many tracks"),
+        params=[Param("limit", kind="int", default=0, minimum=0, help="at most this many tracks; 0 lists all"),
                 Param("sort", kind="choice", default="added",
                       choices=("added", "title", "artist", "tempo", "duration", "energy", "path"))],
         runs_in="local")
@@ -85,11 +85,11 @@ def search(ctx: JobContext, *, text: str, top: int = 10) -> Result:
                   message=f"{len(rows)} result{'s' if len(rows) != 1 else ''} for {text!r}")
 
 
-def list_(ctx: JobContext, *, limit: int = 100, sort: str = "added") -> Result:
+def list_(ctx: JobContext, *, limit: int = 0, sort: str = "added") -> Result:
     from engines.library.catalog import Catalog
 
     with Catalog(ctx.home) as cat:
-        rows = cat.list_tracks(limit=limit, sort=sort)
+        rows = cat.list_tracks(limit=limit or None, sort=sort)
         total = cat.count()
     return Result(data=rows, message=f"{len(rows)} of {total} tracks")
 

@@ -59,7 +59,7 @@ def export(ctx: JobContext, *, out: str, query: str, top: int, format: str) -> R
     if query.strip():
         rows: list[dict[str, Any]] = _api.run("library.search", ctx, text=query, top=top).data
     else:
-        rows = _api.run("library.list", ctx, limit=0).data
+        rows = _api.run("library.list", ctx).data
     ctx.check()
     text = to_m3u(rows) if fmt == "m3u" else to_csv(rows)
     path = atomic_write_text(out, text)
