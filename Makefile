@@ -7,14 +7,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: run test lint bench screenshots demo clean-venv
 
-$(STAMP): requirements.lock pyproject.toml plugins/cue_playlist/pyproject.toml
+$(STAMP): requirements.lock pyproject.toml plugins/cue_playlist/pyproject.toml plugins/cue_audio_diffusion/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -r requirements.lock
 	# tinysoundfont's PyAudio dependency needs portaudio headers; playback is not used
 	$(BIN)/python -m pip install -q --no-deps tinysoundfont==0.3.7
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . -e plugins/cue_playlist
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . -e plugins/cue_playlist -e plugins/cue_audio_diffusion
 	@touch $(STAMP)
 
 run: $(STAMP)

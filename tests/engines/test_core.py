@@ -172,3 +172,10 @@ def test_cancel_token_is_thread_safe() -> None:
     t.join()
     assert token.cancelled
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    os.umask(old)
+    target = atomic_write_text(tmp_path / "mix.wav", "x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~old
