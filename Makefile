@@ -15,6 +15,8 @@ $(STAMP): requirements.lock pyproject.toml plugins/cue_playlist/pyproject.toml p
 	# tinysoundfont's PyAudio dependency needs portaudio headers; playback is not used
 	$(BIN)/python -m pip install -q --no-deps tinysoundfont==0.3.7
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . -e plugins/cue_playlist -e plugins/cue_audio_diffusion
+	# compile librosa's numba functions once, in one process (see engines/library/scanner.py)
+	$(BIN)/python -m engines.analysis.features --warm
 	@touch $(STAMP)
 
 run: $(STAMP)

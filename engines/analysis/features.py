@@ -230,3 +230,20 @@ def analyze_audio(y: np.ndarray, sr: int = ANALYSIS_SR) -> TrackFeatures:
         peaks=[_r(v, 3) for v in peaks],
         analysed_seconds=_r(analysed, 2),
     )
+
+
+def warm_numba_cache() -> None:
+    """Compile (or load) librosa's numba functions used here, in this one process."""
+    import numpy
+
+    rng = numpy.random.default_rng(0)
+    analyze_audio((rng.standard_normal(ANALYSIS_SR * 3) * 0.1).astype(numpy.float32))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--warm"]:
+        warm_numba_cache()
+    else:
+        sys.exit("usage: python -m engines.analysis.features --warm")

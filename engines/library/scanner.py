@@ -357,21 +357,23 @@ _preloaded = False
 
 
 def _preload() -> None:
-    """Import librosa and run one tiny analysis here, before forking: importing librosa
-    compiles numba ufuncs (~5 s, not cacheable), which forked workers then inherit."""
+    """Run one tiny analysis here before the workers start.
+
+    Forked workers inherit the compiled numba functions. Spawned workers load them from
+    librosa's on-disk numba cache, which this call fills from one process: workers that
+    compile the same functions at once can leave an inconsistent cache behind, and
+    loading it later segfaults inside numba.
+    """
     global _preloaded
     if not _preloaded:
-        import numpy as np
+        from engines.analysis.features import warm_numba_cache
 
-        from engines.analysis.features import analyze_audio
-
-        analyze_audio(np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32) * 0.1)
+        warm_numba_cache()
         _preloaded = True
 
 
 def _make_pool(n: int) -> cf.ProcessPoolExecutor:
-    if mp_context().get_start_method() == "fork":
-        _preload()
+    _preload()
     pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=mp_context(), initializer=_init_worker)
     for f in [pool.submit(_ready) for _ in range(n)]:  # start every worker now
         f.result()
