@@ -28,6 +28,7 @@ from studio.palette import CommandPalette, ParamForm
 from studio.settings_dialog import SettingsDialog
 from studio.state import GuiState
 from studio.widgets.jobs_dock import JobsDock
+from studio.workspaces import WORKSPACES, load_workspace_class
 from studio.workspaces.library import LibraryWorkspace
 
 #: shortcuts the window itself uses; a command asking for one of these does not get it
@@ -57,6 +58,17 @@ class MainWindow(QMainWindow):
         self.workspaces.setDocumentMode(True)
         self.library = LibraryWorkspace(client, registry, self.state)
         self.workspaces.addTab(self.library, "Library")
+        self.extra_workspaces: dict[str, QWidget] = {}
+        for spec in WORKSPACES:
+            cls = load_workspace_class(spec) if spec.requires in registry else None
+            if cls is None:
+                continue
+            ws = cls(client, registry, self.state)
+            ws.setObjectName(f"workspace_{spec.key}")
+            self.extra_workspaces[spec.key] = ws
+            self.workspaces.addTab(ws, spec.title)
+            if hasattr(ws, "statusMessage"):
+                ws.statusMessage.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.setCentralWidget(self.workspaces)
 
         self.jobs_dock = JobsDock(client, self)
