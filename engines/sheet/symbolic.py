@@ -1,0 +1,166 @@
+"""Symbolic scores: engraving, note times and bar times in one isolated verovio run.
+
+:func:`engines.media.score.engrave` gives pages, a timemap and measures but not the notes'
+pitches, which the symbolic route needs to synthesise the score. This module runs the same
+input checks (entity refusal, MXL size checks, size limits) and then one child process that
+engraves, renders verovio's MIDI and returns everything.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engines.core.errors import CorruptFileError, InputError, ResourceLimitError, UnsupportedFormatError
+
+SYMBOLIC_EXTENSIONS = (".xml", ".musicxml", ".mxl", ".mei", ".abc", ".krn", ".hmd", ".mid", ".midi")
+
+
+@dataclass
+class SymbolicScore:
+    pages: list[str]
+    measure_ids: list[str]
+    #: onset of each bar in ms at the score's own tempo
+    bar_onsets_ms: list[float]
+    #: note id -> onset ms
+    note_onsets: dict[str, float]
+    #: (pitch, start_s, end_s, velocity)
+    notes: list[tuple[int, float, float, int]] = field(default_factory=list)
+    title: str = ""
+    format: str = ""
+    duration_s: float = 0.0
+
+
+def _midi_notes(data: bytes) -> list[tuple[int, float, float, int]]:
+    import mido
+
+    mf = mido.MidiFile(file=io.BytesIO(data))
+    notes: list[tuple[int, float, float, int]] = []
+    t = 0.0
+    active: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    for msg in mf:  # merged tracks, times in seconds
+        t += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            active.setdefault((msg.channel, msg.note), []).append((t, msg.velocity))
+        elif msg.type in ("note_off", "note_on"):
+            stack = active.get((msg.channel, msg.note))
+            if stack:
+                start, vel = stack.pop(0)
+                notes.append((int(msg.note), start, max(t, start + 0.01), int(vel)))
+    notes.sort(key=lambda n: (n[1], n[0]))
+    return notes
+
+
+def engrave_symbolic(text: str | bytes, fmt: str, options: dict[str, Any], label: str) -> dict[str, Any]:
+    """Engrave with verovio and return pages, measures, note onsets and MIDI notes.
+
+    Runs in-process for trusted corpus data (training) and in a child for user files.
+    """
+    import verovio
+
+    if fmt == "midi":
+        from engines.media.score import _midi_to_musicxml
+
+        try:
+            text = _midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptFileError(f"the MIDI file cannot be converted to notation ({exc})", path=label) from None
+        fmt = "musicxml"
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    verovio.enableLog(verovio.LOG_OFF)
+    tk = verovio.toolkit()
+    tk.setOptions({"inputFrom": fmt, "pageWidth": 2100, "scale": 40, "adjustPageHeight": True,
+                   "footer": "none", "header": "none", "breaks": "auto", **options})
+    if not tk.loadData(text):
+        raise CorruptFileError(f"verovio could not read this {fmt} score", path=label)
+    n_pages = tk.getPageCount()
+    if n_pages < 1:
+        raise CorruptFileError("the score has no pages (no music in it?)", path=label)
+    pages = [tk.renderToSVG(i) for i in range(1, n_pages + 1)]
+    try:
+        timemap = tk.renderToTimemap({"includeMeasures": True, "includeRests": False})
+    except Exception:  # noqa: BLE001
+        timemap = []
+    measure_ids: list[str] = []
+    onsets: list[float] = []
+    note_onsets: dict[str, float] = {}
+    for entry in timemap:
+        mid = entry.get("measureOn")
+        ts = float(entry.get("tstamp", 0.0))
+        if mid and mid not in measure_ids:
+            measure_ids.append(mid)
+            onsets.append(ts)
+        for nid in entry.get("on", []) or []:
+            note_onsets[nid] = ts
+    if not note_onsets:
+        raise InputError(f"the {fmt} score has no notes", path=label)
+    try:
+        midi = base64.b64decode(tk.renderToMIDI())
+        notes = _midi_notes(midi)
+    except Exception:  # noqa: BLE001
+        notes = []
+    if not notes:
+        raise InputError(f"the {fmt} score has no playable notes", path=label)
+    title = ""
+    try:
+        import re
+
+        mei = tk.getMEI({"pageNo": 0})
+        for found in re.finditer(r"<title(?:\s[^>]*)?(?<!/)>(.*?)</title>", mei[:200_000], re.DOTALL):
+            title = " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
+            if title:
+                break
+    except Exception:  # noqa: BLE001
+        title = ""
+    return {"pages": pages, "measure_ids": measure_ids, "bar_onsets_ms": onsets, "note_onsets": note_onsets,
+            "notes": notes, "title": title, "format": fmt,
+            "duration_s": max(n[2] for n in notes)}
+
+
+def _payload(path: Path) -> tuple[str | bytes, str]:
+    """The checks :func:`engines.media.score.engrave` makes before parsing (same helpers)."""
+    from engines.media import score as sc
+
+    size = path.stat().st_size
+    if size > sc.MAX_SCORE_BYTES:
+        raise ResourceLimitError(f"the score file is {size / 2**20:.0f} MB (limit "
+                                 f"{sc.MAX_SCORE_BYTES // 2**20} MB)", path=path)
+    data = path.read_bytes()
+    if not data.strip():
+        raise CorruptFileError("empty score", path=path)
+    fmt = sc.detect_score_format(data, suffix=path.suffix)
+    label = str(path)
+    if fmt == "mxl":
+        return sc._read_mxl(data, label), "musicxml"
+    if fmt == "midi":
+        if data[:4] != b"MThd":
+            raise UnsupportedFormatError("not a MIDI file (no 'MThd' header)", path=path)
+        if len(data) > sc.MAX_MIDI_BYTES:
+            raise ResourceLimitError("MIDI file too large to engrave", path=path)
+        return data, "midi"
+    if fmt not in ("musicxml", "mei", "abc", "humdrum"):
+        raise UnsupportedFormatError("not a score file this app reads", path=path)
+    text = sc._decode_text(data, fmt, label)
+    if fmt in ("musicxml", "mei"):
+        if not text.lstrip("\ufeff \r\n\t").startswith("<"):
+            raise UnsupportedFormatError(f"not {fmt.upper()}: the file is not XML", path=path)
+        sc._refuse_entities(text, label)
+    return text, fmt
+
+
+def load_symbolic(path: str | os.PathLike[str], *, options: dict[str, Any] | None = None,
+                  timeout: float = 90.0, memory_mb: int = 2048) -> SymbolicScore:
+    """Engrave a score file in an isolated child; see :class:`SymbolicScore`."""
+    from engines.media.safe import run_isolated
+
+    p = Path(path)
+    payload, fmt = _payload(p)
+    out = run_isolated(engrave_symbolic, payload, fmt, dict(options or {}), str(p),
+                       timeout=timeout + (30 if fmt == "midi" else 0), memory_mb=memory_mb,
+                       path_for_errors=p)
+    return SymbolicScore(**out)
