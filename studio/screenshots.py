@@ -8,6 +8,10 @@ or builds the demo library with ``--demo`` — selects a track and saves:
 - ``palette.png``   the command palette open over the window
 - ``settings.png``  the settings dialog
 - ``jobs.png``      the jobs dock with a running job
+- ``video.png``     the Video → Music workspace after matching a generated clip
+- ``instruments.png`` the Instruments workspace after finding a rendered song's instruments
+- ``sheet.png``     the Sheet Music workspace following a rendered chorale in its score
+- ``generate.png``  the Generate workspace after one generation
 
 ``--plugin MODULE`` (repeatable) and ``--isolated`` pass through to the engine host,
 e.g. to shoot against a stand-in library while the real one is not installed.
@@ -172,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         made.append(grab_with(None, "jobs.png"))
         if running is not None:
             window.client.cancel(running)
+        made += shoot_video(window, tmp, wait_until, settle, grab_with)
+        made += shoot_instruments(window, tmp, wait_until, settle, grab_with)
+        made += shoot_sheet(window, tmp, wait_until, settle, grab_with)
+        made += shoot_generate(window, tmp, wait_until, settle, grab_with)
         window.close()
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
@@ -181,6 +189,158 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_cut_clip(path: Path, *, seconds: float = 4.0, fps: int = 24, cuts: tuple[float, ...] = (
+        0.5, 1.0, 1.5, 2.25, 2.75, 3.5)) -> Path:
+    """A small silent H.264 clip with hard cuts (a new colour and stripe pattern per shot), via PyAV."""
+    import av
+    import numpy as np
+
+    colours = [(200, 70, 60), (40, 120, 200), (230, 190, 60), (60, 160, 90), (150, 80, 190), (240, 130, 40),
+               (90, 200, 210)]
+    w, h = 320, 180
+    with av.open(str(path), "w") as box:
+        stream = box.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(int(seconds * fps)):
+            t = i / fps
+            shot = sum(1 for c in cuts if t >= c)
+            img = np.empty((h, w, 3), np.uint8)
+            img[:] = colours[shot % len(colours)]
+            x = (np.arange(w) + 4 * i) // (12 + 6 * (shot % 3)) % 2 == 0
+            img[:, x] = (np.asarray(colours[shot % len(colours)]) * 0.55).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                box.mux(packet)
+        for packet in stream.encode():
+            box.mux(packet)
+    return path
+
+
+def shoot_video(window, tmp: Path, wait_until, settle, grab_with) -> list[Path]:  # noqa: ANN001
+    """``video.png``: the Video → Music workspace after matching a generated clip."""
+    ws = getattr(window, "extra_workspaces", {}).get("video")
+    if ws is None or "library.list" not in window.registry:
+        print("warning: no video workspace; video.png not taken", file=sys.stderr)
+        return []
+    window.workspaces.setCurrentWidget(ws)
+    dock_shown = window.jobs_dock.isVisible()
+    window.jobs_dock.hide()  # the workspace at full width
+    job = ws.set_clip(str(write_cut_clip(tmp / "city_montage.mp4")))
+    wait_until(lambda: job is not None and job.done, 300, "video.match")
+    if job is None or job.state != "done":
+        raise SystemExit(f"screenshots: video.match failed: {job.error_message if job else 'no job'}")
+    wait_until(lambda: bool(ws.strip.beats) or not ws.strip.message, 60, "the cut/beat strip")
+    ws.clip_player.setPosition(1200)
+    settle(1.0)
+    shot = grab_with(None, "video.png")
+    window.jobs_dock.setVisible(dock_shown)
+    return [shot]
+
+
+def shoot_instruments(window, tmp: Path, wait_until, settle, grab_with) -> list[Path]:  # noqa: ANN001
+    """``instruments.png``: the Instruments workspace after finding the instruments of a rendered song."""
+    ws = getattr(window, "extra_workspaces", {}).get("instruments")
+    if ws is None:
+        print("warning: no instruments workspace; instruments.png not taken", file=sys.stderr)
+        return []
+    from engines.media.audio import write_wav
+    from engines.media.midi import Note, Song, Track
+    from engines.media.synth import default_soundfont, render_song
+
+    sf = tmp / "sounds" / "TimGM6mb.sf2"
+    sf.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(default_soundfont(), sf)
+    piano = Track("piano", program=0, notes=[Note(60 + (0, 4, 7, 12, 7, 4)[i % 6], i * 0.5, i * 0.5 + 0.45)
+                                             for i in range(16)])
+    bass = Track("bass", program=33, notes=[Note((36, 43, 41, 36)[i % 4], i * 1.0, i * 1.0 + 0.9) for i in range(8)])
+    song = write_wav(tmp / "my_song.wav", render_song(Song(tracks=[piano, bass], tempo=120.0), sr=22050),
+                     sr=22050, bits=16)
+    window.workspaces.setCurrentWidget(ws)
+    add = ws.add_sources([str(sf)])
+    wait_until(lambda: add is not None and add.done, 600, "instruments.add")
+    wait_until(lambda: ws.source_list.count() > 0, 60, "the instrument sources")
+    ws.set_song(str(song))
+    job = ws.find()
+    wait_until(lambda: job is not None and job.done, 300, "instruments.find")
+    if job is None or job.state != "done":
+        raise SystemExit(f"screenshots: instruments.find failed: {job.error_message if job else 'no job'}")
+    items = ws.match_items()
+    if items:
+        ws.tree.setCurrentItem(items[0])
+        wait_until(lambda: bool(ws.audition_path) or ws.error_label.isVisible(), 120, "the audition render")
+    window.jobs_dock.clear_finished()
+    settle(0.5)
+    return [grab_with(None, "instruments.png")]
+
+
+def shoot_sheet(window, tmp: Path, wait_until, settle, grab_with) -> list[Path]:  # noqa: ANN001
+    """``sheet.png``: the Sheet Music workspace following a rendered Bach chorale in its score."""
+    ws = getattr(window, "extra_workspaces", {}).get("sheet")
+    if ws is None:
+        print("warning: no sheet workspace (no sheet.find); sheet.png not taken", file=sys.stderr)
+        return []
+    from music21 import corpus
+
+    from engines.media.audio import write_wav
+    from engines.media.midi import Note, Song, Track
+    from engines.media.synth import render_song
+    from engines.sheet.symbolic import load_symbolic
+
+    scores = []
+    for work in ("bach/bwv66.6", "bach/bwv4.8"):
+        src = Path(str(corpus.getWork(work)))
+        scores.append(tmp / "scores" / src.name)
+        scores[-1].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, scores[-1])
+    notes = [Note(int(p), float(a), float(b), int(v)) for p, a, b, v in load_symbolic(scores[0]).notes]
+    take = render_song(Song(tracks=[Track("piano", program=0, notes=notes)], tempo=100.0), sr=22050)
+    rec = write_wav(tmp / "chorale_take.wav", take, sr=22050, bits=16)
+    window.workspaces.setCurrentWidget(ws)
+    add = ws.add_scores([str(p) for p in scores])
+    wait_until(lambda: add is not None and add.done, 600, "sheet.add")
+    wait_until(lambda: ws.score_list.count() > 0, 60, "the score list")
+    ws.set_recording(str(rec))
+    job = ws.find()
+    wait_until(lambda: job is not None and job.done, 300, "sheet.find")
+    if job is None or job.state != "done":
+        raise SystemExit(f"screenshots: sheet.find failed: {job.error_message if job else 'no job'}")
+    align = ws.open_result(0)
+    wait_until(lambda: align is not None and align.done, 300, "sheet.align")
+    if ws.points:
+        ws.seek_point(min(5, len(ws.points) - 1))
+    window.jobs_dock.clear_finished()
+    settle(0.5)
+    return [grab_with(None, "sheet.png")]
+
+
+def shoot_generate(window, tmp: Path, wait_until, settle, grab_with) -> list[Path]:  # noqa: ANN001, ARG001
+    """``generate.png``: the Generate workspace after one generation (resolved prompt, piano roll, tracks)."""
+    ws = getattr(window, "extra_workspaces", {}).get("generate")
+    if ws is None:
+        print("warning: no generate workspace (no generate.music); generate.png not taken", file=sys.stderr)
+        return []
+    from studio.workspaces.generate import EXAMPLE
+
+    window.workspaces.setCurrentWidget(ws)
+    ws.prompt.setPlainText(EXAMPLE.replace("16 bars", "8 bars"))
+    res = ws.resolve()
+    wait_until(lambda: res is not None and res.done, 300, "generate.controls")
+    ws.seed.setValue(42)
+    job = ws.generate()
+    wait_until(lambda: job is not None and job.done, 600, "generate.music")
+    if job is None or job.state != "done":
+        raise SystemExit(f"screenshots: generate.music failed: {job.error_message if job else 'no job'}")
+    wait_until(lambda: ws.roll.note_count() > 0, 60, "the piano roll")
+    ws.tracks.setCurrentItem(ws.tracks.topLevelItem(0))
+    ws.roll.set_position(ws.roll.bar_seconds * 2.5)
+    window.jobs_dock.clear_finished()
+    dock_shown = window.jobs_dock.isVisible()
+    window.jobs_dock.hide()  # the workspace at full width
+    settle(0.5)
+    shot = grab_with(None, "generate.png")
+    window.jobs_dock.setVisible(dock_shown)
+    return [shot]
 
 
 if __name__ == "__main__":

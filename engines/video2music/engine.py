@@ -99,11 +99,13 @@ class MatchResult:
     suggestions: list[Suggestion]
     changed: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    cuts: list[float] = field(default_factory=list)  # clip cut times (s from the in point)
 
     def to_dict(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "video": self.video, "start": self.start,
                 "end": self.end, "matcher": self.matcher, "changed": self.changed,
-                "timings": self.timings, "results": [s.to_dict() for s in self.suggestions]}
+                "timings": self.timings, "cuts": self.cuts,
+                "results": [s.to_dict() for s in self.suggestions]}
 
 
 def _embedder() -> Any:
@@ -523,7 +525,8 @@ class Engine:
         if ctx:
             ctx.progress(1.0, "done")
         return MatchResult(state["session_id"], state["video"]["path"], float(state["video"]["start"]),
-                           float(state["video"]["end"]), matcher.name, sugg, changed)
+                           float(state["video"]["end"]), matcher.name, sugg, changed,
+                           cuts=[round(float(c), 3) for c in video.cuts])
 
     def session(self, session_id: str) -> dict[str, Any]:
         return S.load_session(self.home, session_id)
