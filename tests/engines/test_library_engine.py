@@ -175,9 +175,11 @@ def test_interrupted_scan_resumes(home, tmp_path: Path) -> None:
 
     ctx = JobContext(home=home)
     with Catalog(home) as cat:
-        ctx.on_progress = lambda f, m: ctx.cancel.cancel() if f > 0.3 else None  # noqa: ARG005
+        # the user cancels once the first track is committed (progress reports are rate-limited,
+        # so the per-track hook is the deterministic place to do it)
         with pytest.raises(CancelledError):
-            scan(ctx, [music], catalog=cat, embedder=HashEmbedder(), workers=0)
+            scan(ctx, [music], catalog=cat, embedder=HashEmbedder(), workers=0,
+                 on_track=lambda tid, res: ctx.cancel.cancel())  # noqa: ARG005
         done = cat.count()
         assert 1 <= done < 3
         r = scan(JobContext(home=home), [music], catalog=cat, embedder=HashEmbedder(), workers=0)
