@@ -81,26 +81,3 @@ class ModelError(EngineError):
     """A model is missing, incompatible or failed to load."""
 
     kind = "model_error"
-
-
-class HostCrashedError(EngineError):
-    """The process that ran a job died (for example a crash in native code)."""
-
-    kind = "host_crashed"
-
-
-ERROR_KINDS: dict[str, type[EngineError]] = {
-    cls.kind: cls
-    for cls in (
-        EngineError,
-        InputError,
-        ParameterError,
-        CorruptFileError,
-        UnsupportedFormatError,
-        NotFoundError,
-        CancelledError,
-        ResourceLimitError,
-        ModelError,
-        HostCrashedError,
-    )
-}

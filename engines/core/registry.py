@@ -12,7 +12,6 @@ command imports nothing heavy; the module is imported the first time the command
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -268,7 +267,3 @@ class Registry:
             raise TypeError(f"{command.id}: handler returned {type(result).__name__}, not Result")
         return result
 
-
-def signature_params(fn: Callable[..., Any]) -> list[str]:
-    """Keyword parameter names of ``fn`` after ``ctx`` (used by tests of handlers)."""
-    return [n for n in inspect.signature(fn).parameters if n != "ctx"]
