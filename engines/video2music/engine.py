@@ -353,6 +353,8 @@ def rank(video: VideoFeatures, state: dict[str, Any], lib: LibraryMatrix, matche
         pool = order[: min(m, 4 * top + 8)]
         sim = _redundancy(lib, short[pool])
         picked = [int(pool[j]) for j in mmr(final[pool], sim, top)]
+        # MMR chooses a diverse set; people read the list best-first, so show it by score
+        picked.sort(key=lambda j: -final[j])
     else:
         picked = [int(j) for j in order[:top]]
     rows = []
