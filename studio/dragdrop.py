@@ -11,7 +11,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QDrag
+from PySide6.QtWidgets import QWidget
 
 
 def existing_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -53,3 +55,12 @@ def paths_from_mime(mime: QMimeData) -> list[str]:
             if local and os.path.exists(local):
                 out.append(local)
     return out
+
+
+def drag_files(source: QWidget, mime: QMimeData | None) -> None:
+    """Start a copy drag of ``mime`` (file URLs) from ``source``; nothing when ``mime`` is None."""
+    if mime is None:
+        return
+    drag = QDrag(source)
+    drag.setMimeData(mime)
+    drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)

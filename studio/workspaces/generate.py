@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import (
     QAction,
-    QDrag,
     QDragEnterEvent,
     QDropEvent,
     QKeySequence,
@@ -49,7 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.registry import Registry, Result
-from studio.dragdrop import mime_for_files, paths_from_mime
+from studio.dragdrop import drag_files, mime_for_files, paths_from_mime
 from studio.jobs import FAILED, Job, JobClient
 from studio.state import GuiState
 from studio.widgets.pianoroll import PianoRoll, RollTrack, track_color
@@ -115,10 +114,7 @@ class FileChip(QLabel):
             return
         self._press = None
         mime = self.mime()
-        if mime is not None:
-            drag = QDrag(self)
-            drag.setMimeData(mime)
-            drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+        drag_files(self, mime)
 
 
 class TrackList(QTreeWidget):
@@ -147,11 +143,7 @@ class TrackList(QTreeWidget):
 
     def startDrag(self, supportedActions: Qt.DropAction) -> None:  # noqa: ARG002
         mime = self.mime_for_selection()
-        if mime is None:
-            return
-        drag = QDrag(self)
-        drag.setMimeData(mime)
-        drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+        drag_files(self, mime)
 
 
 class GenerateWorkspace(QWidget):

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.registry import Registry, Result
-from studio.dragdrop import mime_for_files, paths_from_mime
+from studio.dragdrop import drag_files, mime_for_files, paths_from_mime
 from studio.jobs import Job, JobClient
 from studio.state import GuiState
 from studio.widgets.player import Player
@@ -74,17 +74,13 @@ class MatchTree(QTreeWidget):
         self.workspace = workspace
 
     def startDrag(self, supportedActions: Qt.DropAction) -> None:  # noqa: ARG002
-        from PySide6.QtGui import QDrag
-
         item = self.currentItem()
         mime = self.workspace.mime_for_item(item) if item is not None else None
         if mime is None:
             if item is not None and item.data(0, MATCH_ROLE):
                 self.workspace.statusMessage.emit("Rendering the preset — drag it again in a moment.")
             return
-        drag = QDrag(self)
-        drag.setMimeData(mime)
-        drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+        drag_files(self, mime)
 
 
 class InstrumentsWorkspace(QWidget):

@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QDrag, QKeySequence, QPainter, QPalette
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.registry import Registry, Result
-from studio.dragdrop import mime_for_files
+from studio.dragdrop import drag_files, mime_for_files
 from studio.jobs import Job, JobClient
 from studio.state import GuiState
 from studio.widgets.player import Player
@@ -212,11 +212,7 @@ class TrackTable(QTableView):
 
     def startDrag(self, supportedActions: Qt.DropAction) -> None:  # noqa: ARG002
         mime = self.mime_for_selection()
-        if mime is None:
-            return
-        drag = QDrag(self)
-        drag.setMimeData(mime)
-        drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+        drag_files(self, mime)
 
 
 class LibraryWorkspace(QWidget):

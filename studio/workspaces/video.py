@@ -25,7 +25,6 @@ from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QAction,
     QColor,
-    QDrag,
     QDragEnterEvent,
     QDropEvent,
     QImage,
@@ -58,7 +57,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.core.registry import Registry, Result
-from studio.dragdrop import mime_for_files, paths_from_mime
+from studio.dragdrop import drag_files, mime_for_files, paths_from_mime
 from studio.jobs import Job, JobClient
 from studio.state import GuiState
 
@@ -272,11 +271,7 @@ class ExportList(QListWidget):
     def startDrag(self, supportedActions: Qt.DropAction) -> None:  # noqa: ARG002
         item = self.currentItem()
         mime = mime_for_files([item.data(ROW_ROLE)]) if item is not None else None
-        if mime is None:
-            return
-        drag = QDrag(self)
-        drag.setMimeData(mime)
-        drag.exec(Qt.DropAction.CopyAction, Qt.DropAction.CopyAction)
+        drag_files(self, mime)
 
 
 class VideoWorkspace(QWidget):
