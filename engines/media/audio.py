@@ -184,6 +184,18 @@ def _check_sr(p: Path, sr: Any) -> int:
 
 # --------------------------------------------------------------------------- WAV header check
 
+def _sniff_checked(p: Path) -> str:
+    """The file's kind from its first bytes; a truncated WAV is refused here."""
+    kind = _sniff(_read_head(p))
+    if kind == "wav":
+        trunc = _wav_truncation(p)
+        if trunc is not None:
+            raise CorruptFileError(
+                f"truncated WAV: header says {trunc[0]:.3g} s, file holds {trunc[1]:.3g} s", path=p,
+            )
+    return kind
+
+
 def _wav_truncation(p: Path) -> tuple[float, float] | None:
     """(seconds the header promises, seconds present) when a RIFF WAV is truncated."""
     try:
@@ -303,13 +315,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     NotFoundError, CorruptFileError, UnsupportedFormatError
     """
     p = _existing_file(path)
-    kind = _sniff(_read_head(p))
-    if kind == "wav":
-        trunc = _wav_truncation(p)
-        if trunc is not None:
-            raise CorruptFileError(
-                f"truncated WAV: header says {trunc[0]:.3g} s, file holds {trunc[1]:.3g} s", path=p,
-            )
+    kind = _sniff_checked(p)
     if kind in _SF_KINDS or kind == "id3":
         info = _sf_info(p)
         if info is not None and info.frames > 0 and info.samplerate > 0:
@@ -535,13 +541,7 @@ def load_audio(
     """
     p = _existing_file(path)
     sr = _check_sr(p, sr)
-    kind = _sniff(_read_head(p))
-    if kind == "wav":
-        trunc = _wav_truncation(p)
-        if trunc is not None:
-            raise CorruptFileError(
-                f"truncated WAV: header says {trunc[0]:.3g} s, file holds {trunc[1]:.3g} s", path=p,
-            )
+    kind = _sniff_checked(p)
     if kind in _SF_KINDS or kind == "id3":
         y = _load_sf(p, sr=sr, mono=mono, start=start, end=end, max_duration=max_duration, kind=kind)
         if y is not None:
