@@ -449,13 +449,80 @@ def build(out: str | os.PathLike[str], *, seed: int = 0, per_instrument: int = 6
     return folder
 
 
+#: mel-cache quantisation: whole dB below each clip's loudest mel bin, kept down to this floor
+MEL_FLOOR_DB = 100
+
+
+def mel_db(waves: np.ndarray, *, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Mel power of each clip with the model's own front end (:class:`~engines.instruments.model.LogMel`).
+
+    Returns
+    -------
+    q : uint8 (n, n_mels, frames)
+        dB below the clip's loudest mel bin, rounded, clipped at :data:`MEL_FLOOR_DB`.
+    peak_db : float32 (n,)
+        that loudest bin in dB, so clips can be mixed in the power domain.
+    """
+    import torch
+
+    from engines.instruments.model import LogMel, ModelConfig
+
+    fe = LogMel(ModelConfig())
+    qs, peaks = [], []
+    with torch.no_grad():
+        for i in range(0, len(waves), batch):
+            y = torch.from_numpy(waves[i:i + batch].astype(np.float32))
+            spec = torch.stft(y, fe.n_fft, fe.hop, window=fe.window, center=True, return_complex=True)
+            db = 10 * torch.log10(torch.matmul(fe.fb, spec.real ** 2 + spec.imag ** 2).clamp_min(1e-10))
+            peak = db.amax(dim=(1, 2))
+            rel = (peak[:, None, None] - db).round().clamp(0, MEL_FLOOR_DB)
+            qs.append(rel.to(torch.uint8).numpy())
+            peaks.append(peak.numpy().astype(np.float32))
+    return np.concatenate(qs), np.concatenate(peaks)
+
+
+def build_mel_cache(out: str | os.PathLike[str], *, seed: int = 0, per_instrument: int = 16,
+                    val_per_instrument: int = 4) -> Path:
+    """Render phrases and keep only their quantised mel power (``train_mels.npz``, ``val_mels.npz``).
+
+    About 8 KB a clip instead of 96 KB of audio, so a large training set travels to a GPU
+    machine; mixtures are then summed in the mel power domain (:func:`engines.instruments.train.mel_mix`),
+    which ignores the phase cross-terms of a real mix (a short fine-tune on real audio mixtures
+    closes that gap).
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    split = split_presets(seed)
+    renderer = PresetRenderer(SR)
+    for part, per in (("train", per_instrument), ("val", val_per_instrument)):
+        t0 = time.time()
+        d = render_set(split[part], per, seed + (101 if part == "val" else 100), renderer)
+        keep = ~d["silent"]
+        q, peak = mel_db(d["waves"][keep])
+        np.savez_compressed(folder / f"{part}_mels.npz", q=q, peak_db=peak, labels=d["labels"][keep],
+                            pitch=d["pitch"][keep])
+        print(f"{part}: {len(split[part])} presets, {int(keep.sum())} clips in {time.time() - t0:.1f} s", flush=True)
+    meta = {
+        "seed": seed, "sr": SR, "seconds": SEG_SECONDS, "per_instrument": per_instrument,
+        "soundfonts": {n: str(soundfont_path(n)) for n in SOUNDFONTS if soundfont_path(n)},
+        **{part: [asdict(p) for p in split[part]] for part in ("train", "val", "test")},
+    }
+    (folder / "presets.json").write_text(json.dumps(meta, indent=1))
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="data/instruments")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-instrument", type=int, default=6)
+    ap.add_argument("--mels", action="store_true",
+                    help="keep quantised mel power instead of audio (train_mels.npz / val_mels.npz)")
     args = ap.parse_args(argv)
-    build(args.out, seed=args.seed, per_instrument=args.per_instrument)
+    if args.mels:
+        build_mel_cache(args.out, seed=args.seed, per_instrument=args.per_instrument)
+    else:
+        build(args.out, seed=args.seed, per_instrument=args.per_instrument)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,37 @@ DEBUG_CONFIG = ModelConfig(name="debug", n_mels=32, emb_dim=16, single_channels=
                            multi_channels=(4, 8, 8, 8), multi_hidden=16, slots=4, n_classes=8)
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa's default)."""
+    f = np.asarray(f, dtype=np.float64)
+    lin = f / (200.0 / 3)
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / logstep, lin)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= 15.0, 1000.0 * np.exp(logstep * (m - 15.0)), m * (200.0 / 3))
+
+
+def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular, area-normalised ("slaney") mel filters, shape ``(n_mels, 1 + n_fft // 2)``.
+
+    The same matrix as ``librosa.filters.mel`` with its defaults (checked in the tests), written
+    out so the model needs only numpy and torch (it also trains where librosa is not installed).
+    """
+    fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(np.array(fmin)), _hz_to_mel(np.array(fmax)), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
 class LogMel(nn.Module):
     """Log-mel spectrogram in dB relative to each clip's maximum, floored at -80 dB, scaled /40.
 
@@ -71,9 +102,7 @@ class LogMel(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        import librosa
-
-        fb = librosa.filters.mel(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+        fb = mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
         self.register_buffer("fb", torch.from_numpy(fb.astype(np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         self.n_fft, self.hop = cfg.n_fft, cfg.hop
@@ -155,7 +184,11 @@ class MultiEncoder(nn.Module):
 
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Audio (B, samples) -> (embeddings (B, S, D), present logits (B, S), pitch (B, S))."""
-        h = self.backbone(self.frontend(y))  # (B, C, F, T)
+        return self.embed_features(self.frontend(y))
+
+    def embed_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-mel (B, 1, mels, frames) -> the same as :meth:`forward`."""
+        h = self.backbone(x)  # (B, C, F, T)
         h = torch.cat([h.mean(dim=3), h.amax(dim=3)], dim=1).flatten(1)
         out = self.head(h).view(-1, self.cfg.slots, self.cfg.emb_dim + 2)
         emb = F.normalize(out[..., : self.cfg.emb_dim], dim=-1)
