@@ -17,6 +17,7 @@ $(STAMP): requirements.lock pyproject.toml plugins/cue_playlist/pyproject.toml p
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . -e plugins/cue_playlist -e plugins/cue_audio_diffusion
 	# compile librosa's numba functions once, in one process (see engines/library/scanner.py)
 	$(BIN)/python -m engines.analysis.features --warm
+	$(BIN)/python -c "from engines.sheet.align import warm; warm()"
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -10,7 +10,10 @@ reported beside them (on a machine shared by several developers, they are the be
   plus the faiss search alone over 5,000 instruments.
 * indexing: ``InstrumentLibrary.add`` of every installed GM SoundFont (FluidR3_GM,
   TimGM6mb, A320U, sf_GMbank: ~980 presets) and the sonic-pi samples (165) into a fresh
-  data home: instruments per second, and the time that rate gives for 5,000.
+  data home: instruments per second, and the time that rate gives for 5,000. With
+  ``--sources 5000`` the library is topped up to 5,000 instruments with a folder of one-shot
+  WAVs (44.1 kHz, 1.5 s) rendered from those presets at different notes, so the whole
+  5,000-instrument run is measured rather than projected.
 
 Set ``OMP_NUM_THREADS``/``torch.set_num_threads`` to the cores the app may use (2 here).
 """
@@ -48,10 +51,33 @@ def _song_wav(path: Path, seconds: float = 30.0) -> Path:
     return path
 
 
+def _one_shots(folder: Path, n: int) -> Path:
+    """``n`` short WAV samples (2 s phrases, 44.1 kHz) rendered from the training SoundFonts'
+    melodic presets around varied notes."""
+    import soundfile as sf
+
+    from engines.instruments import data as D
+
+    folder.mkdir(parents=True, exist_ok=True)
+    presets = [p for n_ in ("fluidr3", "timgm6mb", "a320u") for p in D.list_presets(n_) if not p.is_drum]
+    rng = np.random.default_rng(5)
+    renderer = D.PresetRenderer(44100)  # one renderer: each SoundFont is loaded once
+    for i in range(n):
+        p = presets[i % len(presets)]
+        lo, hi = D.preset_range(p.bank, p.program, p.name)
+        note = int(rng.integers(lo, hi + 1))
+        notes = D.make_phrase(rng, lo, hi, seconds=1.5, center=note)
+        y = renderer.render(str(D.soundfont_path(p.soundfont)), p.bank, p.program, notes, seconds=2.0)
+        peak = float(np.max(np.abs(y))) or 1.0
+        sf.write(folder / f"{i:05d}_{p.soundfont}_{p.bank}_{p.program}_n{note}.wav", 0.9 * y / peak, 44100,
+                 subtype="PCM_16")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--sources", choices=("all", "quick"), default="all")
+    ap.add_argument("--sources", choices=("all", "quick", "5000"), default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -76,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         sources = [str(D.soundfont_path(n)) for n in names if D.soundfont_path(n)]
         if Path("/usr/share/sonic-pi/samples").is_dir():
             sources.append("/usr/share/sonic-pi/samples")
+        if args.sources == "5000":
+            sources.append(str(_one_shots(tmp_path / "one_shots", 5000 - 165 - 979)))
         lib = InstrumentLibrary(DataHome(tmp_path / "home"), engine)
         t0, c0 = time.perf_counter(), time.process_time()
         report = lib.add(sources)

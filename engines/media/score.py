@@ -25,10 +25,15 @@ from engines.core.errors import (
 from engines.media.safe import run_isolated
 
 __all__ = [
+    "MAX_MIDI_BYTES",
+    "MAX_SCORE_BYTES",
     "SCORE_EXTENSIONS",
     "Engraving",
+    "ScorePayload",
     "detect_score_format",
     "engrave",
+    "midi_to_musicxml",
+    "read_score",
     "svg_to_png",
 ]
 
@@ -184,7 +189,11 @@ def _read_mxl(data: bytes, path: Any) -> str:
 
 # --------------------------------------------------------------------------- child side
 
-def _midi_to_musicxml(data: bytes) -> str:
+def midi_to_musicxml(data: bytes) -> str:
+    """MusicXML text of a MIDI file (music21's quantisation).
+
+    Parses untrusted data: call it in an isolated child (as :func:`engrave` does).
+    """
     import music21
 
     score = music21.converter.parse(data, format="midi", forceSource=True)
@@ -199,7 +208,7 @@ def _engrave_child(text: str | bytes, fmt: str, options: dict[str, Any], label: 
 
     if fmt == "midi":
         try:
-            text = _midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
+            text = midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
         except Exception as exc:
             raise CorruptFileError(f"the MIDI file cannot be converted to notation ({exc})",
                                    path=label) from None
@@ -249,6 +258,99 @@ def _engrave_child(text: str | bytes, fmt: str, options: dict[str, Any], label: 
 
 # --------------------------------------------------------------------------- public
 
+@dataclass(frozen=True)
+class ScorePayload:
+    """A score file checked and ready for verovio (see :func:`read_score`).
+
+    Attributes
+    ----------
+    payload : str or bytes
+        The score text (MusicXML for an MXL archive), or the raw bytes of a MIDI file.
+    format : {"musicxml", "mei", "abc", "humdrum", "midi"}
+    label : str
+        The path (or ``"<score data>"``) to name in errors.
+    """
+
+    payload: str | bytes
+    format: str
+    label: str
+
+
+def read_score(path_or_data: str | os.PathLike[str] | bytes, *, fmt: str | None = None) -> ScorePayload:
+    """Read a score and make every check that needs no parser, in this process.
+
+    Sizes are bounded; MXL archives are checked against their uncompressed size before they are
+    unpacked; text is decoded; XML that declares entities (external entities could read other
+    files, nested ones explode) is refused and never resolved; a MIDI file must start with
+    ``MThd``. The payload still has to be parsed in an isolated child (verovio, music21).
+
+    Parameters
+    ----------
+    path_or_data : path, str or bytes
+        As :func:`engrave`.
+    fmt : {"musicxml", "mxl", "mei", "abc", "humdrum", "midi"}, optional
+        Default: from the suffix, else sniffed from the content.
+
+    Raises
+    ------
+    NotFoundError, UnsupportedFormatError, CorruptFileError, ResourceLimitError
+    """
+    from engines.media._files import _existing_file
+
+    label: str
+    suffix = ""
+    if isinstance(path_or_data, (bytes, bytearray)):
+        data = bytes(path_or_data)
+        label = "<score data>"
+    elif isinstance(path_or_data, str) and ("\n" in path_or_data or path_or_data.lstrip().startswith("<")):
+        data = path_or_data.encode("utf-8")
+        label = "<score data>"
+    else:
+        p = _existing_file(path_or_data)
+        size = p.stat().st_size
+        if size > MAX_SCORE_BYTES:
+            raise ResourceLimitError(
+                f"the score file is {size / 2**20:.0f} MB (limit {MAX_SCORE_BYTES // 2**20} MB)", path=p,
+            )
+        data = p.read_bytes()
+        label = str(p)
+        suffix = p.suffix
+    if len(data) > MAX_SCORE_BYTES:
+        raise ResourceLimitError("the score is too large", path=label)
+    if not data.strip():
+        raise CorruptFileError("empty score", path=label)
+    fmt = (fmt or detect_score_format(data, suffix=suffix)).lower()
+    if fmt == "xml":
+        fmt = "musicxml"
+    if fmt not in _FORMATS:
+        raise UnsupportedFormatError(
+            "not a score file this app reads (MusicXML, MXL, MEI, ABC, Humdrum, MIDI)"
+            + (f"; unknown format {fmt!r}" if fmt else ""), path=label,
+        )
+
+    payload: str | bytes
+    if fmt == "mxl":
+        payload = _read_mxl(data, label)
+        fmt = "musicxml"
+    elif fmt == "midi":
+        if data[:4] != b"MThd":
+            raise UnsupportedFormatError("not a MIDI file (no 'MThd' header)", path=label)
+        if len(data) > MAX_MIDI_BYTES:
+            raise ResourceLimitError(
+                f"MIDI files over {MAX_MIDI_BYTES // 2**20} MB are not engraved", path=label,
+            )
+        payload = data
+    else:
+        payload = _decode_text(data, fmt, label)
+    if fmt in ("musicxml", "mei"):
+        assert isinstance(payload, str)
+        stripped = payload.lstrip("\ufeff \r\n\t")
+        if not stripped.startswith("<"):
+            raise UnsupportedFormatError(f"not {fmt.upper()}: the file is not XML", path=label)
+        _refuse_entities(payload, label)
+    return ScorePayload(payload, fmt, label)
+
+
 def engrave(
     path_or_data: str | os.PathLike[str] | bytes,
     *,
@@ -293,61 +395,10 @@ def engrave(
     ResourceLimitError
         Too large, a zip bomb, too slow or too much memory.
     """
-    from engines.media._files import _existing_file
-
-    label: str
-    suffix = ""
-    if isinstance(path_or_data, (bytes, bytearray)):
-        data = bytes(path_or_data)
-        label = "<score data>"
-    elif isinstance(path_or_data, str) and ("\n" in path_or_data or path_or_data.lstrip().startswith("<")):
-        data = path_or_data.encode("utf-8")
-        label = "<score data>"
-    else:
-        p = _existing_file(path_or_data)
-        size = p.stat().st_size
-        if size > MAX_SCORE_BYTES:
-            raise ResourceLimitError(
-                f"the score file is {size / 2**20:.0f} MB (limit {MAX_SCORE_BYTES // 2**20} MB)", path=p,
-            )
-        data = p.read_bytes()
-        label = str(p)
-        suffix = p.suffix
-    if len(data) > MAX_SCORE_BYTES:
-        raise ResourceLimitError("the score is too large", path=label)
-    if not data.strip():
-        raise CorruptFileError("empty score", path=label)
+    score = read_score(path_or_data, fmt=fmt)
+    payload, fmt, label = score.payload, score.format, score.label
     if page_width < 100 or not 1 <= scale <= 1000:
         raise ParameterError(f"impossible page_width {page_width} or scale {scale}", path=label)
-    fmt = (fmt or detect_score_format(data, suffix=suffix)).lower()
-    if fmt == "xml":
-        fmt = "musicxml"
-    if fmt not in _FORMATS:
-        raise UnsupportedFormatError(
-            "not a score file this app reads (MusicXML, MXL, MEI, ABC, Humdrum, MIDI)"
-            + (f"; unknown format {fmt!r}" if fmt else ""), path=label,
-        )
-
-    payload: str | bytes
-    if fmt == "mxl":
-        payload = _read_mxl(data, label)
-        fmt = "musicxml"
-    elif fmt == "midi":
-        if data[:4] != b"MThd":
-            raise UnsupportedFormatError("not a MIDI file (no 'MThd' header)", path=label)
-        if len(data) > MAX_MIDI_BYTES:
-            raise ResourceLimitError(
-                f"MIDI files over {MAX_MIDI_BYTES // 2**20} MB are not engraved", path=label,
-            )
-        payload = data
-    else:
-        payload = _decode_text(data, fmt, label)
-    if fmt in ("musicxml", "mei"):
-        assert isinstance(payload, str)
-        stripped = payload.lstrip("\ufeff \r\n\t")
-        if not stripped.startswith("<"):
-            raise UnsupportedFormatError(f"not {fmt.upper()}: the file is not XML", path=label)
-        _refuse_entities(payload, label)
 
     opts: dict[str, Any] = {
         "pageWidth": int(page_width), "scale": int(scale), "adjustPageHeight": True,

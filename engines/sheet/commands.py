@@ -1,4 +1,4 @@
-"""Sheet commands: ``sheet.add``, ``list``, ``remove``, ``find``, ``align``, ``export-alignment``.
+"""Sheet commands: ``sheet.add``, ``list``, ``remove``, ``pages``, ``find``, ``align``, ``export-alignment``.
 
 Registered like any plugin's (``MANIFEST`` + ``enable(api)``); handlers are named by string
 so registering imports nothing heavy. The model is ``resources/models/sheet`` unless
@@ -38,6 +38,11 @@ def enable(api: PluginAPI) -> None:
     api.register_command(
         id="sheet.remove", title="Remove a score from the sheet library", handler=_H + "remove",
         params=[Param("score_id", kind="int", required=True, positional=True, minimum=1)])
+    api.register_command(
+        id="sheet.pages", title="Show a score's pages and bar boxes", handler=_H + "pages",
+        params=[Param("score_id", kind="int", required=True, positional=True, minimum=1)],
+        description="The page images (PNG) of a score in the sheet library and each bar's box on them.",
+        runs_in="local")
     api.register_command(
         id="sheet.find", title="Find the score a recording plays", handler=_H + "find",
         params=[Param("audio", kind="path", required=True, positional=True, help="recording or excerpt"),
@@ -86,6 +91,15 @@ def remove(ctx: JobContext, *, score_id: int) -> Result:
         row = lib.remove(score_id)
     return Result(data={"removed": score_id, "path": row["path"], "title": row["title"]},
                   message=f"Removed score {score_id} ({row['title']}) from the sheet library")
+
+
+def pages(ctx: JobContext, *, score_id: int) -> Result:
+    with _lib(ctx) as lib:
+        data = lib.pages(score_id)
+    n = len(data["pages"])
+    bars = sum(len(p["bars"]) for p in data["pages"])
+    return Result(data=data, files=[p["png"] for p in data["pages"]],
+                  message=f"{data['title'] or data['path']}: {n} page{'s' if n != 1 else ''}, {bars} bar boxes")
 
 
 def find(ctx: JobContext, *, audio: str, top: int = 5) -> Result:

@@ -40,6 +40,8 @@ MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "shee
 QUERY_HOP_S = 0.5
 MAX_QUERY_S = 600.0
 WINDOW_STRIDE = 48
+#: temperature of the dual-softmax cost of the image route's whole-recording alignment
+ALIGN_TAU = 0.05
 
 
 @dataclass
@@ -248,7 +250,8 @@ def image_points(q_emb: np.ndarray, q_times: np.ndarray, w_emb: np.ndarray, w_me
                  ) -> list[dict[str, Any]]:
     """Bar onsets from DTW of audio-snippet embeddings against the reading-order windows.
 
-    ``full``: the recording plays the whole score (global DTW, both ends anchored); otherwise
+    ``full``: the recording plays the whole score (global DTW, both ends anchored, over the
+    :func:`dual_softmax_cost` of the similarities); otherwise
     subsequence DTW (an excerpt), which tends to compress the match and is only used to find
     where an excerpt starts.
     """
@@ -270,14 +273,16 @@ def image_points(q_emb: np.ndarray, q_times: np.ndarray, w_emb: np.ndarray, w_me
                 pos[i] = bar + (cx - x0) / max(1e-6, x1 - x0) - 0.0
                 break
     pos = np.maximum.accumulate(pos)
-    cost = 1.0 - q_emb @ W.T
+    sims = q_emb @ W.T
     if full:
         import librosa
+
+        cost = dual_softmax_cost(sims, tau=ALIGN_TAU)
 
         _, wp = librosa.sequence.dtw(C=np.ascontiguousarray(cost, np.float64), subseq=False)
         path = np.asarray(wp[::-1], np.int64)
     else:
-        _, path = subseq_dtw(q_emb, W, cost=cost)
+        _, path = subseq_dtw(q_emb, W, cost=1.0 - sims)
     # audio time as a function of bar position along the path
     bp = pos[path[:, 1]]
     at = q_times[path[:, 0]]
@@ -291,6 +296,22 @@ def image_points(q_emb: np.ndarray, q_times: np.ndarray, w_emb: np.ndarray, w_me
         t = float(np.interp(bar, uniq, amean))
         points.append({"time_s": round(t, 3), "page": page_of.get(bar, int(M[0, 2])), "bar": int(bar)})
     return points
+
+
+def dual_softmax_cost(sims: np.ndarray, *, tau: float = 0.05) -> np.ndarray:
+    """``-log`` of the dual softmax of a similarity matrix (audio snippets × sheet windows).
+
+    Each cell is scored by how much its audio snippet prefers that window over the other
+    windows *and* the window prefers that snippet over the other snippets, which damps
+    "hub" windows that look like every snippet. Measured on held-out pieces it places more bar
+    onsets within ±0.5 s than the plain cosine distance (BENCHMARKS.md).
+    """
+    s = np.asarray(sims, np.float64) / tau
+    a = s - s.max(axis=1, keepdims=True)
+    a -= np.log(np.exp(a).sum(axis=1, keepdims=True))
+    b = s - s.max(axis=0, keepdims=True)
+    b -= np.log(np.exp(b).sum(axis=0, keepdims=True))
+    return -(a + b)
 
 
 def vote(labels: np.ndarray, sims: np.ndarray) -> dict[int, float]:

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from engines.core.atomic import atomic_path, atomic_write_text
-from engines.core.errors import EngineError, NotFoundError
+from engines.core.errors import CorruptFileError, EngineError, NotFoundError
 from engines.core.home import DataHome
 from engines.core.jobs import JobContext
-from engines.sheet.align import subseq_costs
+from engines.sheet.align import subseq_costs, unit_rows
 from engines.sheet.engine import (
     Alignment,
     Match,
@@ -46,6 +46,10 @@ from engines.sheet.pages import IMAGE_EXTENSIONS, PDF_EXTENSIONS
 from engines.sheet.symbolic import SYMBOLIC_EXTENSIONS
 
 ALL_EXTENSIONS = SYMBOLIC_EXTENSIONS + IMAGE_EXTENSIONS + PDF_EXTENSIONS
+#: bump when the index files change shape (older ones are rebuilt on first use)
+INDEX_VERSION = 2
+#: the symbolic route ranks at CHROMA_FPS / RANK_DECIMATE frames a second
+RANK_DECIMATE = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -122,11 +126,41 @@ class SheetLibrary:
     def folder(self, score_id: int) -> Path:
         return self.root / "scores" / str(int(score_id))
 
-    def load(self, score_id: int) -> dict[str, Any]:
+    def load(self, score_id: int, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """A score's stored arrays and its ``geometry`` (only ``keys`` of data.npz if given)."""
         with np.load(self.folder(score_id) / "data.npz", allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            data = {k: z[k] for k in z.files if keys is None or k in keys}
         data["geometry"] = json.loads((self.folder(score_id) / "geometry.json").read_text("utf-8"))
         return data
+
+    def pages(self, score_id: int) -> dict[str, Any]:
+        """The page images of a stored score and its bar boxes, in the images' own pixels.
+
+        Returns ``{"score_id", "title", "kind", "path", "pages": [{"page", "png", "width",
+        "height", "bars": [{"bar", "x0", "y0", "x1", "y1"}]}]}`` where ``png`` is the absolute path
+        of the page image (PNG) and ``width``/``height`` are its size in pixels.
+        """
+        row = self.get(score_id)
+        folder = self.folder(score_id)
+        try:
+            geo = json.loads((folder / "geometry.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            raise CorruptFileError("the stored pages of this score are missing or damaged: add the score "
+                                   "again (studio sheet add PATH)", path=row["path"]) from None
+        pages = []
+        for info in geo.get("pages", []):
+            scale = float(info.get("png_scale") or 1)
+            png = folder / str(info.get("png") or f"page-{int(info['page'])}.png")
+            if not png.is_file():
+                raise CorruptFileError(f"the stored image of page {info['page']} is missing: add the score "
+                                       "again (studio sheet add PATH)", path=row["path"])
+            pages.append({
+                "page": int(info["page"]), "png": str(png),
+                "width": int(round(float(info["width"]) * scale)), "height": int(round(float(info["height"]) * scale)),
+                "bars": [{"bar": int(b["bar"]), **{k: round(float(b[k]) * scale, 2) for k in ("x0", "y0", "x1", "y1")}}
+                         for b in info.get("bars", [])]})
+        return {"score_id": int(row["id"]), "title": row["title"] or "", "kind": row["kind"], "path": row["path"],
+                "pages": pages}
 
     # add / remove ------------------------------------------------------------
     def add(self, paths: list[str], ctx: JobContext) -> dict[str, Any]:
@@ -248,7 +282,7 @@ class SheetLibrary:
         embs, ids, feats, fids, foffs = [], [], [], [], [0]
         for row in self.list():
             try:
-                d = self.load(row["id"])
+                d = self.load(row["id"], keys=("emb", "features"))
             except (OSError, ValueError):
                 continue  # a damaged folder: the score is skipped until re-added
             embs.append(d["emb"])
@@ -267,12 +301,18 @@ class SheetLibrary:
         with atomic_path(ipath, suffix=".npy") as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.concatenate(ids).astype(np.int64) if ids else np.zeros((0, 2), np.int64))
+        # the symbolic route's ranking input: every score's features at 5 frames/s with unit rows,
+        # concatenated (one batched DTW pass per query, see align.subseq_costs)
+        dec = [unit_rows(f[::RANK_DECIMATE].astype(np.float32)).astype(np.float16) for f in feats]
         with atomic_path(spath, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, features=np.concatenate(feats) if feats else np.zeros((0, 24), np.float16),
-                         ids=np.array(fids, np.int64), offsets=np.array(foffs, np.int64))
+                         ids=np.array(fids, np.int64), offsets=np.array(foffs, np.int64),
+                         ranking=np.concatenate(dec) if dec else np.zeros((0, 24), np.float16),
+                         ranking_offsets=np.cumsum([0] + [len(x) for x in dec]).astype(np.int64))
         atomic_write_text(self.root / "index.json",
-                          json.dumps({"model": self.engine.name, "dim": dim, "rows": int(index.ntotal)}) + "\n")
+                          json.dumps({"model": self.engine.name, "dim": dim, "rows": int(index.ntotal),
+                                      "version": INDEX_VERSION}) + "\n")
 
     def ensure_index(self) -> None:
         """Rebuild missing index files; re-embed every score if the model changed."""
@@ -281,7 +321,8 @@ class SheetLibrary:
         if info is not None and info.get("model") != self.engine.name:
             self.reembed()
             self.rebuild_index()
-        elif info is None or not all(p.exists() for p in self.index_paths):
+        elif (info is None or info.get("version") != INDEX_VERSION
+              or not all(p.exists() for p in self.index_paths)):
             self.rebuild_index()
 
     def reembed(self) -> None:
@@ -306,20 +347,29 @@ class SheetLibrary:
                     np.savez(fh, **arrays)
 
     def read_index(self) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
+        """The faiss snippet index, its (score id, window) rows and the symbolic pack."""
+        self.ensure_index()
+        index, ids = self._snippet_index()
+        return index, ids, self._symbolic_pack()
+
+    def _snippet_index(self) -> tuple[Any, np.ndarray]:
         import faiss
 
-        self.ensure_index()
-        fpath, ipath, spath = self.index_paths
-        index = faiss.read_index(str(fpath))
-        ids = np.load(ipath)
-        with np.load(spath) as z:
-            sym = {k: z[k] for k in z.files}
-        return index, ids, sym
+        fpath, ipath, _ = self.index_paths
+        return faiss.read_index(str(fpath)), np.load(ipath)
+
+    def _symbolic_pack(self) -> dict[str, np.ndarray]:
+        with np.load(self.index_paths[2]) as z:
+            return {k: z[k] for k in ("ids", "offsets", "ranking", "ranking_offsets")}
 
     # queries ---------------------------------------------------------------
     def find(self, audio: str | os.PathLike[str], *, top: int = 10, ctx: JobContext | None = None,
              route: str = "auto") -> list[Match]:
-        """Rank the library's scores for a recording (see :mod:`engines.sheet.engine`)."""
+        """Rank the library's scores for a recording (see :mod:`engines.sheet.engine`).
+
+        ``route``: ``"auto"`` ranks scores with notes by the symbolic route and scans by the
+        image route; ``"image"`` or ``"symbolic"`` force one route for every score it can rank.
+        """
         eng = self.engine
         rows = {r["id"]: r for r in self.list()}
         if not rows:
@@ -327,67 +377,81 @@ class SheetLibrary:
         y = eng.query_audio(audio)
         if ctx:
             ctx.progress(0.2, "Listening")
-        index, ids, sym = self.read_index()
+        self.ensure_index()
         results: dict[int, Match] = {}
         image_only = {sid for sid, r in rows.items() if r["kind"] == "image"}
         # image route: votes of every audio snippet's nearest sheet snippets. In "auto" it ranks
         # only the scans (scores with notes go by the more accurate symbolic route)
-        if index.ntotal and (route == "image" or (route == "auto" and image_only)):
-            if route == "auto":
-                keep = np.isin(ids[:, 0], list(image_only))
-                if not keep.all():
-                    import faiss
-
-                    sub = faiss.IndexFlatIP(index.d)
-                    sub.add(index.reconstruct_n(0, index.ntotal)[keep])
-                    index, ids = sub, ids[keep]
-            q_emb, q_times = eng.audio_snippets(y)
-            k = min(int(index.ntotal), 20)
-            sims, nn = index.search(np.ascontiguousarray(q_emb, np.float32), k)
-            labels = np.where(nn >= 0, ids[np.clip(nn, 0, None), 0], -1)
-            votes = vote(labels, sims)
-            total = sum(votes.values()) or 1.0
-            ranked = sorted(votes.items(), key=lambda kv: -kv[1])[:top]
-            for sid, v in ranked:
-                if sid not in rows:
-                    continue
-                page, bar = self._image_position(sid, q_emb, q_times)
-                results[sid] = Match(sid, rows[sid]["path"], rows[sid]["title"] or "", round(v / total, 4),
-                                     page, bar, "image")
+        if route == "image" or (route == "auto" and image_only):
+            results.update(self._find_image(y, rows, top, only=image_only if route == "auto" else None))
         if ctx:
             ctx.progress(0.6, "Comparing with the scores' notes")
-        # symbolic route: DTW of chroma/onset features against every score that has notes
-        if route in ("auto", "symbolic") and len(sym["ids"]):
-            qf = chroma_onset(y)[::2]
-            feats = sym["features"][::1]
-            offs = sym["offsets"]
-            # decimate each score by 2 (5 frames/s) for ranking, then re-check the best with paths
-            dec = [np.arange(offs[j], offs[j + 1], 2) for j in range(len(offs) - 1)]
-            dec_offs = np.cumsum([0] + [len(d) for d in dec])
-            ref = feats[np.concatenate(dec)] if dec else feats[:0]
-            cs_all = subseq_costs(qf, ref.astype(np.float32), dec_offs)
-            order = np.argsort(cs_all)[:top]
-            costs = []
-            for j in order:
-                sid = int(sym["ids"][j])
-                d = self.load(sid) if sid in rows else None
-                if d is None:
-                    continue
-                _, path = symbolic_match(qf, d["features"][::2], decimate=1)
-                costs.append((float(cs_all[j]), sid, path * 2))
-            cs = np.array(cs_all[np.argsort(cs_all)])
-            conf_all = np.exp(-(cs - cs[0]) / 0.02)
-            conf = conf_all[: len(costs)] / conf_all.sum()
-            for (_c, sid, path), p in zip(costs, conf, strict=True):
-                d = self.load(sid)
-                start_t = path[0, 1] / CHROMA_FPS
-                bar = bar_at_time(d["bar_onsets_s"], start_t)
-                page = int(d["bar_pages"][bar - 1]) if len(d["bar_pages"]) >= bar else 1
-                results[sid] = Match(sid, rows[sid]["path"], rows[sid]["title"] or "", round(float(p), 4),
-                                     page, bar, "symbolic")
+        if route in ("auto", "symbolic"):
+            results.update(self._find_symbolic(y, rows, top))
         out = sorted(results.values(), key=lambda m: (-m.score, m.score_id))[:top]
         if ctx:
             ctx.progress(1.0, f"{len(out)} match(es)", force=True)
+        return out
+
+    def _find_image(self, y: np.ndarray, rows: dict[int, dict[str, Any]], top: int,
+                    only: set[int] | None) -> dict[int, Match]:
+        import faiss
+
+        index, ids = self._snippet_index()
+        params = None
+        n = int(index.ntotal)
+        if only is not None:
+            keep = np.flatnonzero(np.isin(ids[:, 0], list(only)))
+            n = len(keep)
+            if n < index.ntotal:  # search the scans' rows only, without copying the index
+                params = faiss.SearchParameters(  # type: ignore[call-arg]  # the wrapper keeps sel alive
+                    sel=faiss.IDSelectorBatch(keep.astype(np.int64)))
+        if n == 0:
+            return {}
+        q_emb, q_times = self.engine.audio_snippets(y)
+        k = min(n, 20)
+        sims, nn = index.search(np.ascontiguousarray(q_emb, np.float32), k, params=params)
+        labels = np.where(nn >= 0, ids[np.clip(nn, 0, None), 0], -1)
+        votes = vote(labels, sims)
+        total = sum(votes.values()) or 1.0
+        out: dict[int, Match] = {}
+        for sid, v in sorted(votes.items(), key=lambda kv: -kv[1])[:top]:
+            if sid not in rows:
+                continue
+            page, bar = self._image_position(sid, q_emb, q_times)
+            out[sid] = Match(sid, rows[sid]["path"], rows[sid]["title"] or "", round(v / total, 4),
+                             page, bar, "image")
+        return out
+
+    def _find_symbolic(self, y: np.ndarray, rows: dict[int, dict[str, Any]], top: int) -> dict[int, Match]:
+        """DTW of chroma/onset features against every score that has notes.
+
+        All scores are ranked in one batched pass at 5 frames/s over the pack built by
+        :meth:`rebuild_index`; only the best ``top`` are loaded for their path (page and bar).
+        """
+        sym = self._symbolic_pack()
+        if not len(sym["ids"]):
+            return {}
+        qf = chroma_onset(y)[::RANK_DECIMATE]
+        cs_all = subseq_costs(qf, sym["ranking"].astype(np.float32), sym["ranking_offsets"], normalized=True)
+        order = np.argsort(cs_all, kind="stable")
+        cs = cs_all[order]
+        conf_all = np.exp(-(cs - cs[0]) / 0.02)
+        conf_all /= conf_all.sum()
+        out: dict[int, Match] = {}
+        for j, p in zip(order, conf_all, strict=False):
+            if len(out) >= top:
+                break
+            sid = int(sym["ids"][j])
+            if sid not in rows:
+                continue
+            d = self.load(sid, keys=("features", "bar_onsets_s", "bar_pages"))
+            _, path = symbolic_match(qf, d["features"][::RANK_DECIMATE], decimate=1)
+            start_t = path[0, 1] * RANK_DECIMATE / CHROMA_FPS
+            bar = bar_at_time(d["bar_onsets_s"], start_t)
+            page = int(d["bar_pages"][bar - 1]) if len(d["bar_pages"]) >= bar else 1
+            out[sid] = Match(sid, rows[sid]["path"], rows[sid]["title"] or "", round(float(p), 4),
+                             page, bar, "symbolic")
         return out
 
     def _image_position(self, sid: int, q_emb: np.ndarray, q_times: np.ndarray) -> tuple[int, int]:

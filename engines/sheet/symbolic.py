@@ -2,8 +2,8 @@
 
 :func:`engines.media.score.engrave` gives pages, a timemap and measures but not the notes'
 pitches, which the symbolic route needs to synthesise the score. This module runs the same
-input checks (entity refusal, MXL size checks, size limits) and then one child process that
-engraves, renders verovio's MIDI and returns everything.
+input checks (:func:`engines.media.score.read_score`: entity refusal, MXL size checks, size
+limits) and then one child process that engraves, renders verovio's MIDI and returns everything.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.core.errors import CorruptFileError, InputError, ResourceLimitError, UnsupportedFormatError
+from engines.core.errors import CorruptFileError, InputError
 
 SYMBOLIC_EXTENSIONS = (".xml", ".musicxml", ".mxl", ".mei", ".abc", ".krn", ".hmd", ".mid", ".midi")
 
@@ -63,10 +63,10 @@ def engrave_symbolic(text: str | bytes, fmt: str, options: dict[str, Any], label
     import verovio
 
     if fmt == "midi":
-        from engines.media.score import _midi_to_musicxml
+        from engines.media.score import midi_to_musicxml
 
         try:
-            text = _midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
+            text = midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
         except Exception as exc:  # noqa: BLE001
             raise CorruptFileError(f"the MIDI file cannot be converted to notation ({exc})", path=label) from None
         fmt = "musicxml"
@@ -122,44 +122,15 @@ def engrave_symbolic(text: str | bytes, fmt: str, options: dict[str, Any], label
             "duration_s": max(n[2] for n in notes)}
 
 
-def _payload(path: Path) -> tuple[str | bytes, str]:
-    """The checks :func:`engines.media.score.engrave` makes before parsing (same helpers)."""
-    from engines.media import score as sc
-
-    size = path.stat().st_size
-    if size > sc.MAX_SCORE_BYTES:
-        raise ResourceLimitError(f"the score file is {size / 2**20:.0f} MB (limit "
-                                 f"{sc.MAX_SCORE_BYTES // 2**20} MB)", path=path)
-    data = path.read_bytes()
-    if not data.strip():
-        raise CorruptFileError("empty score", path=path)
-    fmt = sc.detect_score_format(data, suffix=path.suffix)
-    label = str(path)
-    if fmt == "mxl":
-        return sc._read_mxl(data, label), "musicxml"
-    if fmt == "midi":
-        if data[:4] != b"MThd":
-            raise UnsupportedFormatError("not a MIDI file (no 'MThd' header)", path=path)
-        if len(data) > sc.MAX_MIDI_BYTES:
-            raise ResourceLimitError("MIDI file too large to engrave", path=path)
-        return data, "midi"
-    if fmt not in ("musicxml", "mei", "abc", "humdrum"):
-        raise UnsupportedFormatError("not a score file this app reads", path=path)
-    text = sc._decode_text(data, fmt, label)
-    if fmt in ("musicxml", "mei"):
-        if not text.lstrip("\ufeff \r\n\t").startswith("<"):
-            raise UnsupportedFormatError(f"not {fmt.upper()}: the file is not XML", path=path)
-        sc._refuse_entities(text, label)
-    return text, fmt
-
-
 def load_symbolic(path: str | os.PathLike[str], *, options: dict[str, Any] | None = None,
                   timeout: float = 90.0, memory_mb: int = 2048) -> SymbolicScore:
     """Engrave a score file in an isolated child; see :class:`SymbolicScore`."""
     from engines.media.safe import run_isolated
+    from engines.media.score import read_score
 
     p = Path(path)
-    payload, fmt = _payload(p)
+    score = read_score(p)
+    payload, fmt = score.payload, score.format
     out = run_isolated(engrave_symbolic, payload, fmt, dict(options or {}), str(p),
                        timeout=timeout + (30 if fmt == "midi" else 0), memory_mb=memory_mb,
                        path_for_errors=p)

@@ -17,12 +17,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSplitter,
     QTreeWidget,
@@ -36,6 +33,7 @@ from studio.dragdrop import drag_files, mime_for_files, paths_from_mime
 from studio.jobs import Job, JobClient
 from studio.state import GuiState
 from studio.widgets.player import Player
+from studio.widgets.sources import SourcesPanel, SourcesSpec
 
 HONEST_NOTE = "Matches are approximate: the shipped model is small (see BENCHMARKS.md)."
 SOUNDFONT_EXTENSIONS = (".sf2", ".sf3")
@@ -44,7 +42,6 @@ NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 MATCH_ROLE = Qt.ItemDataRole.UserRole + 20
 SLOT_ROLE = Qt.ItemDataRole.UserRole + 21
-SOURCE_ROLE = Qt.ItemDataRole.UserRole + 22
 
 
 def note_name(note: Any) -> str:
@@ -64,6 +61,23 @@ def slot_title(slot: dict[str, Any]) -> str:
 def is_source_path(path: str) -> bool:
     p = Path(path)
     return p.is_dir() or p.suffix.lower() in SOUNDFONT_EXTENSIONS
+
+
+def _source_rows(data: Any) -> list[dict[str, Any]]:
+    return list((data if isinstance(data, dict) else {}).get("sources") or [])
+
+
+def _source_label(s: dict[str, Any]) -> tuple[str, str]:
+    path = str(s.get("path") or "")
+    errors = f", {s['errors']} bad file(s)" if s.get("errors") else ""
+    return f"{Path(path).name or path}\n{s.get('kind', '')} · {s.get('instruments', 0)} instruments{errors}", path
+
+
+def _sources_note(data: Any, rows: list[dict[str, Any]]) -> str:
+    stale = (data if isinstance(data, dict) else {}).get("stale") or []
+    if stale:
+        return f"{len(stale)} source(s) were indexed with another model: add them again."
+    return "" if rows else "No sources yet: add a SoundFont or a folder of samples."
 
 
 class MatchTree(QTreeWidget):
@@ -98,14 +112,12 @@ class InstrumentsWorkspace(QWidget):
         self.registry = registry
         self.state = state
         self.song = ""
-        self.sources: list[dict[str, Any]] = []
         self.slots: list[dict[str, Any]] = []
         self.rendered: dict[tuple[int, int | None], str] = {}
         self.current_match: dict[str, Any] | None = None
         self.current_note: int | None = None
         self.audition_path = ""
         self.find_job: Job | None = None
-        self.list_job: Job | None = None
         self._render_job: Job | None = None
         self.setAcceptDrops(True)
 
@@ -115,32 +127,21 @@ class InstrumentsWorkspace(QWidget):
         root.addWidget(split)
 
         # sources -------------------------------------------------------------
-        self.sources_box = QGroupBox("Your instruments")
-        sl = QVBoxLayout(self.sources_box)
-        hint = QLabel("SoundFonts (.sf2/.sf3) and sample folders to search. Drop them here.")
-        hint.setWordWrap(True)
-        hint.setEnabled(False)
-        sl.addWidget(hint)
-        self.source_list = QListWidget()
-        self.source_list.setObjectName("instrumentSources")
-        self.source_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.source_list.setSpacing(3)
-        self.source_list.itemSelectionChanged.connect(self._update_buttons)
-        sl.addWidget(self.source_list, 1)
-        row = QHBoxLayout()
-        self.add_files_button = QPushButton("Add files…")
-        self.add_files_button.clicked.connect(self._ask_add_files)
-        self.add_folder_button = QPushButton("Add folder…")
-        self.add_folder_button.clicked.connect(self._ask_add_folder)
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.clicked.connect(self.remove_selected_sources)
-        for b in (self.add_files_button, self.add_folder_button, self.remove_button):
-            row.addWidget(b)
-        sl.addLayout(row)
-        self.sources_note = QLabel()
-        self.sources_note.setWordWrap(True)
-        sl.addWidget(self.sources_note)
-        split.addWidget(self.sources_box)
+        self.sources_panel = SourcesPanel(client, registry, SourcesSpec(
+            title="Your instruments",
+            hint="SoundFonts (.sf2/.sf3) and sample folders to search. Drop them here.",
+            list_command="instruments.list", add_command="instruments.add", remove_command="instruments.remove",
+            object_name="instrumentSources", rows=_source_rows, label=_source_label, note=_sources_note,
+            files_caption="Add SoundFonts or samples",
+            file_filter="SoundFonts and samples (*.sf2 *.sf3 *.wav *.flac *.aif *.aiff *.ogg);;All files (*)",
+            folder_caption="Add a folder of samples or SoundFonts",
+            list_title="List instrument sources", add_title="Index instruments", what="instrument sources"))
+        self.sources_box = self.sources_panel
+        self.source_list = self.sources_panel.list
+        self.sources_panel.loaded.connect(self.sourcesLoaded)
+        self.sources_panel.statusMessage.connect(self.statusMessage)
+        self.sources_panel.errorMessage.connect(self.show_error)
+        split.addWidget(self.sources_panel)
 
         # song + results ---------------------------------------------------------
         right = QWidget()
@@ -228,7 +229,6 @@ class InstrumentsWorkspace(QWidget):
         self.player.notice.connect(self.statusMessage)
         self.player.stateChanged.connect(self._on_playing)
 
-        client.jobAdded.connect(self._on_job_added)
         self._update_buttons()
         self.reload_sources()
 
@@ -257,81 +257,29 @@ class InstrumentsWorkspace(QWidget):
 
     def _update_buttons(self) -> None:
         match = self.current_match
-        self.remove_button.setEnabled(bool(self.source_list.selectedItems()))
         self.find_button.setEnabled(bool(self.song))
         self.play_button.setEnabled(bool(self.audition_path))
         self.ab_button.setEnabled(bool(self.song and self.audition_path))
         self.similar_button.setEnabled(match is not None and "instruments.similar" in self.registry)
         self.copy_button.setEnabled(match is not None)
 
-    # sources ------------------------------------------------------------------
-    def reload_sources(self) -> Job | None:
-        if "instruments.list" not in self.registry:
-            return None
-        job = self.client.submit("instruments.list", {}, title="List instrument sources", visible=False)
-        self.list_job = job
-        job.finished.connect(lambda r, j=job: self._on_sources(j, r))
-        job.failed.connect(self._failed("Could not list the instrument sources"))
-        return job
+    # sources (the shared panel) ------------------------------------------------
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return self.sources_panel.rows
 
-    def _on_sources(self, job: Job, result: Result) -> None:
-        if job is not self.list_job:
-            return
-        data = result.data if isinstance(result.data, dict) else {}
-        self.sources = [s for s in data.get("sources") or [] if isinstance(s, dict)]
-        self.source_list.clear()
-        for s in self.sources:
-            path = str(s.get("path") or "")
-            errors = f", {s['errors']} bad file(s)" if s.get("errors") else ""
-            item = QListWidgetItem(f"{Path(path).name or path}\n{s.get('kind', '')} · "
-                                   f"{s.get('instruments', 0)} instruments{errors}")
-            item.setToolTip(path)
-            item.setData(SOURCE_ROLE, s)
-            self.source_list.addItem(item)
-        stale = data.get("stale") or []
-        if stale:
-            self.sources_note.setText(f"{len(stale)} source(s) were indexed with another model: add them again.")
-        elif not self.sources:
-            self.sources_note.setText("No sources yet: add a SoundFont or a folder of samples.")
-        else:
-            self.sources_note.setText("")
-        self._update_buttons()
-        self.sourcesLoaded.emit(len(self.sources))
+    @property
+    def list_job(self) -> Job | None:
+        return self.sources_panel.list_job
+
+    def reload_sources(self) -> Job | None:
+        return self.sources_panel.reload()
 
     def add_sources(self, paths: list[str]) -> Job | None:
-        paths = [p for p in paths if p]
-        if not paths:
-            return None
-        self.show_error("")
-        job = self.client.submit("instruments.add", {"paths": paths}, title="Index instruments")
-        job.finished.connect(lambda r: self.statusMessage.emit((r.message or "").split("\n", 1)[0]))
-        job.failed.connect(self._failed("Could not add the instrument sources"))
-        self.sources_note.setText("Indexing… (see Jobs)")
-        return job
+        return self.sources_panel.add(paths)
 
     def remove_selected_sources(self) -> None:
-        for item in self.source_list.selectedItems():
-            s = item.data(SOURCE_ROLE) or {}
-            if s.get("id") is None:
-                continue
-            job = self.client.submit("instruments.remove", {"id": int(s["id"])},
-                                     title=f"Remove {Path(str(s.get('path', ''))).name}")
-            job.failed.connect(self._failed("Could not remove the source"))
-
-    def _ask_add_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Add SoundFonts or samples", "",
-            "SoundFonts and samples (*.sf2 *.sf3 *.wav *.flac *.aif *.aiff *.ogg);;All files (*)")
-        self.add_sources(files)
-
-    def _ask_add_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of samples or SoundFonts")
-        if folder:
-            self.add_sources([folder])
-
-    def _on_job_added(self, job: Job) -> None:
-        if job.command_id in ("instruments.add", "instruments.remove"):
-            job.finished.connect(lambda _r: self.reload_sources())
+        self.sources_panel.remove_selected()
 
     # drops --------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

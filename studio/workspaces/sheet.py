@@ -1,15 +1,14 @@
 """The Sheet Music workspace: which score, page and bar is this recording playing? Follow it.
 
 Commands: ``sheet.list`` / ``add`` / ``remove`` (the scores panel), ``sheet.find`` (ranked
-scores with page and bar), ``sheet.align`` (one point per bar: time, page, bar) and
-``sheet.export-alignment`` (CSV/JSON). The page images and bar boxes are the files the
-sheet engine stores for each indexed score (``<home>/sheet/scores/<id>/geometry.json`` and
-``page-N.png``); without them the page and bar are shown as text.
+scores with page and bar), ``sheet.pages`` (a score's page images and bar boxes),
+``sheet.align`` (one point per bar: time, page, bar) and ``sheet.export-alignment``
+(CSV/JSON). Without page images (a score file outside the library) the page and bar are shown
+as text.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,9 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPainter, QPaintE
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -38,18 +34,28 @@ from studio.dragdrop import paths_from_mime
 from studio.jobs import Job, JobClient
 from studio.state import GuiState
 from studio.widgets.player import Player
+from studio.widgets.sources import SourcesPanel, SourcesSpec
 
 SCORE_EXTENSIONS = (".musicxml", ".xml", ".mxl", ".mei", ".abc", ".krn", ".mid", ".midi", ".pdf", ".png",
                     ".jpg", ".jpeg")
 SCORE_FILTER = ("Scores (*.musicxml *.xml *.mxl *.mei *.abc *.krn *.mid *.midi *.pdf *.png *.jpg *.jpeg);;"
                 "All files (*)")
 AUDIO_FILTER = "Audio (*.wav *.flac *.mp3 *.ogg *.aiff *.aif *.m4a);;All files (*)"
-ROW_ROLE = Qt.ItemDataRole.UserRole + 30
 
 
 def is_score_path(path: str) -> bool:
     p = Path(path)
     return p.is_dir() or p.suffix.lower() in SCORE_EXTENSIONS
+
+
+def _score_rows(data: Any) -> list[dict[str, Any]]:
+    return list(data) if isinstance(data, list) else []
+
+
+def _score_label(s: dict[str, Any]) -> tuple[str, str]:
+    pages, bars = s.get("pages") or 0, s.get("bars") or 0
+    return (f"{s.get('title') or Path(str(s.get('path', ''))).stem}\n"
+            f"{s.get('format', '')} · {pages} page{'s' if pages != 1 else ''} · {bars} bars", str(s.get("path") or ""))
 
 
 def fmt_time(seconds: float) -> str:
@@ -144,18 +150,17 @@ class SheetWorkspace(QWidget):
         self.registry = registry
         self.state = state
         self.recording = ""
-        self.scores: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []
         self.opened: dict[str, Any] | None = None  # the result whose alignment is shown
         self.points: list[dict[str, Any]] = []
-        self.geometry: dict[str, Any] | None = None
+        self.geometry: dict[str, Any] | None = None  # the sheet.pages result of the opened score
         self.page: int | None = None
         self.current: int = -1  # index into points
-        self.list_job: Job | None = None
         self.find_job: Job | None = None
         self.align_job: Job | None = None
         self.export_job: Job | None = None
-        self._pixmaps: dict[tuple[Any, int], QPixmap] = {}
+        self.pages_job: Job | None = None
+        self._pixmaps: dict[str, QPixmap] = {}
         self.setAcceptDrops(True)
 
         root = QHBoxLayout(self)
@@ -163,31 +168,21 @@ class SheetWorkspace(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         root.addWidget(split)
 
-        # scores ----------------------------------------------------------------------
-        self.scores_box = QGroupBox("Your scores")
-        sl = QVBoxLayout(self.scores_box)
-        hint = QLabel("MusicXML, MEI, ABC, MIDI, or scanned PDF/PNG pages. Drop them here.")
-        hint.setWordWrap(True)
-        hint.setEnabled(False)
-        sl.addWidget(hint)
-        self.score_list = QListWidget()
-        self.score_list.setObjectName("sheetScores")
-        self.score_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.score_list.setSpacing(3)
-        self.score_list.itemSelectionChanged.connect(self._update_buttons)
-        sl.addWidget(self.score_list, 1)
-        row = QHBoxLayout()
-        self.add_button = QPushButton("Add…")
-        self.add_button.clicked.connect(self._ask_add)
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.clicked.connect(self.remove_selected)
-        row.addWidget(self.add_button)
-        row.addWidget(self.remove_button)
-        sl.addLayout(row)
-        self.scores_note = QLabel()
-        self.scores_note.setWordWrap(True)
-        sl.addWidget(self.scores_note)
-        split.addWidget(self.scores_box)
+        # scores (the shared sources panel) -----------------------------------------------
+        self.scores_panel = SourcesPanel(client, registry, SourcesSpec(
+            title="Your scores", hint="MusicXML, MEI, ABC, MIDI, or scanned PDF/PNG pages. Drop them here.",
+            list_command="sheet.list", add_command="sheet.add", remove_command="sheet.remove",
+            object_name="sheetScores", rows=_score_rows, label=_score_label,
+            note=lambda _d, rows: "" if rows else "No scores yet: add MusicXML files or scanned pages.",
+            id_key="score_id", remove_param="score_id", files_caption="Add scores", file_filter=SCORE_FILTER,
+            folder_caption="Add a folder of scores", list_title="List the sheet library", add_title="Add scores",
+            what="scores"))
+        self.scores_box = self.scores_panel
+        self.score_list = self.scores_panel.list
+        self.scores_panel.loaded.connect(self.scoresLoaded)
+        self.scores_panel.statusMessage.connect(self.statusMessage)
+        self.scores_panel.errorMessage.connect(self.show_error)
+        split.addWidget(self.scores_panel)
 
         # recording + results -------------------------------------------------------------
         right = QWidget()
@@ -286,7 +281,6 @@ class SheetWorkspace(QWidget):
         self.player.stateChanged.connect(lambda playing: self.play_button.setText("■  Stop" if playing else "▶  Play"))
         self.player.positionChanged.connect(self.follow)
 
-        client.jobAdded.connect(self._on_job_added)
         self._update_buttons()
         self.reload_scores()
 
@@ -302,7 +296,6 @@ class SheetWorkspace(QWidget):
         return report
 
     def _update_buttons(self) -> None:
-        self.remove_button.setEnabled(bool(self.score_list.selectedItems()))
         self.find_button.setEnabled(bool(self.recording) and (self.find_job is None or self.find_job.done))
         self.open_result_button.setEnabled(bool(self.results))
         self.play_button.setEnabled(bool(self.recording))
@@ -311,60 +304,22 @@ class SheetWorkspace(QWidget):
         self.export_json_button.setEnabled(has_alignment)
 
     # scores panel ----------------------------------------------------------------------------
-    def reload_scores(self) -> Job | None:
-        if "sheet.list" not in self.registry:
-            return None
-        job = self.client.submit("sheet.list", {}, title="List the sheet library", visible=False)
-        self.list_job = job
-        job.finished.connect(lambda r, j=job: self._on_scores(j, r))
-        job.failed.connect(self._failed("Could not list the scores"))
-        return job
+    @property
+    def scores(self) -> list[dict[str, Any]]:
+        return self.scores_panel.rows
 
-    def _on_scores(self, job: Job, result: Result) -> None:
-        if job is not self.list_job:
-            return
-        self.scores = [r for r in (result.data if isinstance(result.data, list) else []) if isinstance(r, dict)]
-        self.score_list.clear()
-        for s in self.scores:
-            pages, bars = s.get("pages") or 0, s.get("bars") or 0
-            item = QListWidgetItem(f"{s.get('title') or Path(str(s.get('path', ''))).stem}\n"
-                                   f"{s.get('format', '')} · {pages} page{'s' if pages != 1 else ''} · {bars} bars")
-            item.setToolTip(str(s.get("path") or ""))
-            item.setData(ROW_ROLE, s)
-            self.score_list.addItem(item)
-        self.scores_note.setText("" if self.scores else "No scores yet: add MusicXML files or scanned pages.")
-        self._update_buttons()
-        self.scoresLoaded.emit(len(self.scores))
+    @property
+    def list_job(self) -> Job | None:
+        return self.scores_panel.list_job
+
+    def reload_scores(self) -> Job | None:
+        return self.scores_panel.reload()
 
     def add_scores(self, paths: list[str]) -> Job | None:
-        paths = [p for p in paths if p]
-        if not paths or "sheet.add" not in self.registry:
-            return None
-        self.show_error("")
-        self.scores_note.setText("Indexing… (see Jobs)")
-        job = self.client.submit("sheet.add", {"paths": paths}, title="Add scores")
-        job.finished.connect(lambda r: self.statusMessage.emit((r.message or "").split("\n", 1)[0]))
-        job.finished.connect(lambda r: self.show_error("\n".join(
-            f"Skipped {Path(f.get('path', '')).name}: {f.get('error')}"
-            for f in (r.data or {}).get("failed", [])) if isinstance(r.data, dict) else ""))
-        job.failed.connect(self._failed("Could not add the scores"))
-        return job
+        return self.scores_panel.add(paths)
 
     def remove_selected(self) -> None:
-        for item in self.score_list.selectedItems():
-            s = item.data(ROW_ROLE) or {}
-            if s.get("score_id") is not None:
-                job = self.client.submit("sheet.remove", {"score_id": int(s["score_id"])},
-                                         title=f"Remove {s.get('title')}")
-                job.failed.connect(self._failed("Could not remove the score"))
-
-    def _ask_add(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add scores", "", SCORE_FILTER)
-        self.add_scores(files)
-
-    def _on_job_added(self, job: Job) -> None:
-        if job.command_id in ("sheet.add", "sheet.remove"):
-            job.finished.connect(lambda _r: self.reload_scores())
+        self.scores_panel.remove_selected()
 
     # drops -----------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -448,10 +403,11 @@ class SheetWorkspace(QWidget):
         self.opened = r
         self.points = []
         self.align_table.setRowCount(0)
-        self.geometry = self._load_geometry(r.get("score_id"))
+        self.geometry = None
         self.page = None
         self.show_point_text(int(r.get("page") or 1), int(r.get("bar") or 1), prefix="Found at ")
         self.show_page(int(r.get("page") or 1), int(r.get("bar") or 1))
+        self.load_pages(r.get("score_id"))
         score = str(r.get("score_id") if r.get("score_id") is not None else r.get("path"))
         job = self.client.submit("sheet.align", {"audio": self.recording, "score": score},
                                  title=f"Align with {r.get('title')}")
@@ -525,25 +481,31 @@ class SheetWorkspace(QWidget):
         return sorted(int(b["bar"]) for b in info.get("bars", [])) if info else []
 
     # pages -------------------------------------------------------------------------------------------
-    def _score_folder(self, score_id: Any) -> Path | None:
-        if score_id is None:
+    def load_pages(self, score_id: Any) -> Job | None:
+        """Ask the engine for the opened score's page images and bar boxes (``sheet.pages``)."""
+        if score_id is None or "sheet.pages" not in self.registry:
+            self.pages_job = None
             return None
-        return Path(self.client.home.root) / "sheet" / "scores" / str(int(score_id))
+        job = self.client.submit("sheet.pages", {"score_id": int(score_id)}, title="Load the score's pages",
+                                 visible=False)
+        self.pages_job = job
+        job.finished.connect(lambda r, j=job: self._on_pages(j, r))
+        job.failed.connect(self._failed("Could not show the score's pages"))
+        return job
 
-    def _load_geometry(self, score_id: Any) -> dict[str, Any] | None:
-        folder = self._score_folder(score_id)
-        try:
-            geo = json.loads((folder / "geometry.json").read_text("utf-8")) if folder else None
-        except (OSError, ValueError):
-            return None
-        if isinstance(geo, dict):
-            geo["folder"] = str(folder)
-            return geo
-        return None
+    def _on_pages(self, job: Job, result: Result) -> None:
+        if job is not self.pages_job:
+            return
+        self.geometry = result.data if isinstance(result.data, dict) else None
+        self._pixmaps.clear()  # the score may have been re-indexed since
+        page, bar = self.page or 1, self.page_view.bar
+        self.page = None  # redraw the page now that its image is known
+        self.show_page(page, bar)
+        self.show_point_text(page, bar or 1, prefix="" if self.points else "Found at ")
 
     def _page_info(self, page: int) -> dict[str, Any] | None:
         for info in (self.geometry or {}).get("pages", []):
-            if int(info.get("page", 0)) == page:
+            if isinstance(info, dict) and int(info.get("page", 0)) == page:
                 return info
         return None
 
@@ -551,27 +513,26 @@ class SheetWorkspace(QWidget):
         info = self._page_info(page)
         if page != self.page:
             self.page = page
-            pixmap = self._pixmap(page, info)
+            pixmap = self._pixmap(info)
             if pixmap is None or pixmap.isNull():
                 self.page_view.clear(f"Page {page}\n(no page image for this score)")
                 self._fit_page()
             else:
-                scale = float(info.get("png_scale") or 1) if info else 1.0
-                boxes = [{"bar": int(b["bar"]), "x0": b["x0"] * scale, "y0": b["y0"] * scale,
-                          "x1": b["x1"] * scale, "y1": b["y1"] * scale} for b in (info or {}).get("bars", [])]
+                boxes = [{"bar": int(b["bar"]), "x0": float(b["x0"]), "y0": float(b["y0"]),
+                          "x1": float(b["x1"]), "y1": float(b["y1"])} for b in (info or {}).get("bars", [])]
                 self.page_view.set_page(pixmap, boxes)
                 self._fit_page()
         box = self.page_view.set_bar(bar)
         if box is not None:
             self.scroll.ensureVisible(int(box.center().x()), int(box.center().y()), 20, int(box.height()))
 
-    def _pixmap(self, page: int, info: dict[str, Any] | None) -> QPixmap | None:
-        if not info or not info.get("png") or not self.geometry:
+    def _pixmap(self, info: dict[str, Any] | None) -> QPixmap | None:
+        png = str((info or {}).get("png") or "")
+        if not png:
             return None
-        key = (self.geometry.get("folder"), page)
-        if key not in self._pixmaps:
-            self._pixmaps[key] = QPixmap(str(Path(self.geometry["folder"]) / str(info["png"])))
-        return self._pixmaps[key]
+        if png not in self._pixmaps:
+            self._pixmaps[png] = QPixmap(png)
+        return self._pixmaps[png]
 
     def _fit_page(self) -> None:
         width = max(200, self.scroll.viewport().width())

@@ -87,6 +87,12 @@ def test_sheet_add_find_align_export_remove(tmp_path: Path) -> None:
     rows = json.loads(found.stdout)
     assert rows[0]["title"] == "Tune A"
     assert set(rows[0]) >= {"score_id", "path", "title", "score", "page", "bar", "method"}
+    pages = studio("sheet", "pages", str(rows[0]["score_id"]), "--json", home=home)
+    assert pages.returncode == 0, pages.stderr
+    page = json.loads(pages.stdout)["pages"][0]
+    assert Path(page["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [b["bar"] for b in page["bars"]] == list(range(1, 9))
+    assert studio("sheet", "pages", "99", home=home).returncode == 1
     al = json.loads(studio("sheet", "align", str(wav), str(a), "--json", home=home).stdout)
     assert al["method"] == "symbolic" and [p["bar"] for p in al["points"]] == list(range(1, 9))
     csv_out = tmp_path / "al.csv"

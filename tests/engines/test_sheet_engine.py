@@ -247,3 +247,174 @@ def test_scan_image_route_detects_staves_and_bars(lib, home, tmp_path) -> None:
     render(TUNE_A, [(0, 120)], wav)
     m = lib.find(wav, top=1)[0]
     assert m.method == "image" and m.score_id == row["id"]
+    # beside a score with notes, "auto" still ranks the scan by the image route (over the scans'
+    # snippets only) and the score with notes by the symbolic route
+    scores_dir = tmp_path / "b.musicxml"
+    scores_dir.write_text(musicxml(TUNE_B, "Tune B"))
+    lib.add([str(scores_dir)], ctx_for(home))
+    both = {m.method: m for m in lib.find(wav, top=2)}
+    assert set(both) == {"image", "symbolic"}
+    assert both["image"].score_id == row["id"] and both["symbolic"].title == "Tune B"
+
+
+def test_pages_command_gives_page_images_and_bar_boxes(home, scores, monkeypatch) -> None:
+    from PIL import Image
+
+    from engines.core.errors import CorruptFileError
+    from engines.core.plugins import load_plugins
+    from engines.core.registry import Registry
+
+    monkeypatch.setenv("CUE_SHEET_MODEL", "debug")
+    reg = load_plugins(Registry(), extra_modules=("engines.sheet.commands",))
+    ctx = ctx_for(home)
+    reg.run("sheet.add", ctx, {"paths": [str(scores["a"])]})
+    res = reg.run("sheet.pages", ctx, {"score_id": 1})
+    data = res.data
+    assert data["title"] == "Tune A" and data["kind"] == "symbolic" and len(data["pages"]) == 1
+    page = data["pages"][0]
+    assert res.files == [page["png"]]
+    with Image.open(page["png"]) as im:  # the size given is the image's own
+        assert (im.width, im.height) == (page["width"], page["height"])
+        ink = 255 - np.asarray(im.convert("L"), np.int32)
+    assert [b["bar"] for b in page["bars"]] == list(range(1, 9))
+    for b in page["bars"]:
+        assert 0 <= b["x0"] < b["x1"] <= page["width"] and 0 <= b["y0"] < b["y1"] <= page["height"]
+        # each box holds engraved ink (the box is on the music, not in the margin)
+        assert ink[int(b["y0"]):int(b["y1"]), int(b["x0"]):int(b["x1"])].mean() > 5
+    # bars of one system read left to right
+    first = [b for b in page["bars"] if abs(b["y0"] - page["bars"][0]["y0"]) < 1]
+    assert len(first) >= 2 and all(p["x1"] <= q["x0"] + 1 for p, q in zip(first, first[1:], strict=False))
+    with pytest.raises(NotFoundError):
+        reg.run("sheet.pages", ctx, {"score_id": 7})
+    (home.root / "sheet" / "scores" / "1" / "geometry.json").unlink()
+    with pytest.raises(CorruptFileError, match="add the score again"):
+        reg.run("sheet.pages", ctx, {"score_id": 1})
+
+
+def _encrypted_pdf(path: Path) -> Path:
+    """A minimal PDF whose standard security handler needs a (unknown) user password."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+            b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -4 >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (b"trailer\n<< /Size 5 /Root 1 0 R /Encrypt 4 0 R /ID [<" + b"ab" * 16 + b"> <" + b"ab" * 16
+            + b">] >>\nstartxref\n" + str(xref).encode() + b"\n%%EOF\n")
+    path.write_bytes(out)
+    return path
+
+
+def _snapshot(lib) -> dict[str, str]:
+    """Content hashes of every stored file of the sheet library (scores, index) and its rows."""
+    import hashlib
+
+    files = sorted(p for p in (lib.root / "scores").rglob("*") if p.is_file())
+    files += [p for p in lib.index_paths if p.exists()]
+    out = {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for p in files}
+    out["rows"] = json.dumps([{k: v for k, v in r.items()} for r in lib.list()], sort_keys=True)
+    return out
+
+
+def test_bad_input_gives_clear_errors_and_leaves_the_library_intact(lib, scores, home, tmp_path) -> None:
+    import zipfile
+
+    from PIL import Image
+
+    lib.add([str(scores["a"])], ctx_for(home))
+    before = _snapshot(lib)
+    assert len(before) > 4
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-4711")
+    tune = musicxml(TUNE_A, "Tune A").split("\n", 1)[1]
+    bad: dict[str, Path] = {"encrypted.pdf": _encrypted_pdf(tmp_path / "encrypted.pdf")}
+    pdf = tmp_path / "cut.pdf"
+    pdf.write_bytes(scores["no_music"].read_bytes()[:300])  # a real PDF cut short
+    bad["cut.pdf"] = pdf
+    for name, decl in {
+        "xxe_file.musicxml": f'<!DOCTYPE score-partwise [<!ENTITY s SYSTEM "{secret.as_uri()}">]>',
+        "xxe_param.musicxml": f'<!DOCTYPE score-partwise [<!ENTITY % p SYSTEM "{secret.as_uri()}"> %p;]>',
+        "xxe_public.mei": f'<!DOCTYPE mei [<!ENTITY s PUBLIC "-//X//EN" "{secret.as_uri()}">]>',
+    }.items():
+        p = tmp_path / name
+        p.write_text('<?xml version="1.0"?>\n' + decl + "\n" + tune.replace("Tune A", "&s;"))
+        bad[name] = p
+    mxl = tmp_path / "xxe.mxl"
+    with zipfile.ZipFile(mxl, "w") as zf:
+        zf.writestr("score.xml", bad["xxe_file.musicxml"].read_text())
+    bad["xxe.mxl"] = mxl
+    bad["huge.png"] = scores["huge"]
+    big_pdf = tmp_path / "huge_page.pdf"  # one 200 x 200 inch page: 30,000 px square at 150 dpi
+    big_pdf.write_bytes(_encrypted_pdf(tmp_path / "tmp.pdf").read_bytes()
+                        .replace(b"/MediaBox [0 0 595 842]", b"/MediaBox [0 0 14400 14400]")
+                        .replace(b" /Encrypt 4 0 R", b""))
+    bad["huge_page.pdf"] = big_pdf
+    png = tmp_path / "page.png"
+    Image.fromarray(np.full((600, 800), 255, np.uint8)).save(png)
+    cut_png = tmp_path / "cut.png"
+    cut_png.write_bytes(png.read_bytes()[:200])
+    bad["cut.png"] = cut_png
+
+    report = lib.add([str(p) for p in bad.values()], ctx_for(home))
+    assert not report["added"] and not report["updated"]
+    failed = {Path(f["path"]).name: f for f in report["failed"]}
+    assert set(failed) == set(bad)
+    assert "encrypted" in failed["encrypted.pdf"]["error"]
+    assert "PDF" in failed["cut.pdf"]["error"]
+    for name in ("xxe_file.musicxml", "xxe_param.musicxml", "xxe_public.mei", "xxe.mxl"):
+        assert "entit" in failed[name]["error"], failed[name]
+        assert failed[name]["kind"] == "unsupported_format"
+    assert "external entity" in failed["xxe_file.musicxml"]["error"]
+    assert "megapixels" in failed["huge.png"]["error"] and "megapixels" in failed["huge_page.pdf"]["error"]
+    assert "image cannot be read" in failed["cut.png"]["error"]
+    # the entity was never resolved: the secret is nowhere in the report or the library
+    assert "TOP-SECRET" not in json.dumps(report)
+    assert not any(b"TOP-SECRET" in p.read_bytes() for p in home.root.rglob("*") if p.is_file())
+    # silence is refused by every query
+    from engines.media.audio import write_wav
+
+    silent = write_wav(tmp_path / "silence.wav", np.zeros(SR * 10, np.float32), sr=SR, bits=16)
+    for call in (lambda: lib.find(silent), lambda: lib.align(silent, "1"), lambda: lib.find(silent, route="image")):
+        with pytest.raises(InputError, match="silent"):
+            call()
+    assert _snapshot(lib) == before
+    wav = tmp_path / "a.wav"
+    render(TUNE_A, [(0, 100)], wav)
+    assert lib.find(wav, top=1)[0].title == "Tune A"
+
+
+def test_symbolic_ranking_equals_librosa_subsequence_dtw() -> None:
+    """The batched ranking pass gives, per score, the cost of a plain subsequence DTW."""
+    from engines.sheet.align import subseq_costs, subseq_dtw
+
+    rng = np.random.default_rng(3)
+    query = rng.random((40, 24)).astype(np.float32)
+    lengths = [90, 13, 40, 0, 200, 1, 39]  # longer, shorter and as long as the query, empty, one frame
+    refs = [rng.random((n, 24)).astype(np.float32) for n in lengths]
+    # plant the query (noisy, time-stretched) inside score 4
+    refs[4][60:140] = np.repeat(query, 2, axis=0) + 0.05 * rng.random((80, 24)).astype(np.float32)
+    offsets = np.cumsum([0] + lengths)
+    costs = subseq_costs(query, np.concatenate(refs), offsets)
+    assert np.isinf(costs[3]) and int(np.argmin(costs)) == 4
+    for k, ref in enumerate(refs):
+        if len(ref):
+            assert costs[k] == pytest.approx(subseq_dtw(query, ref)[0], rel=1e-4, abs=1e-5), k
+
+
+def test_an_index_from_an_older_version_is_rebuilt(lib, scores, home, tmp_path) -> None:
+    lib.add([str(scores["a"]), str(scores["b"])], ctx_for(home))
+    spath = lib.index_paths[2]
+    with np.load(spath) as z:
+        old = {k: z[k] for k in ("features", "ids", "offsets")}
+    with open(spath, "wb") as fh:
+        np.savez(fh, **old)  # the pack as version 1 wrote it
+    info = json.loads((lib.root / "index.json").read_text())
+    info.pop("version")
+    (lib.root / "index.json").write_text(json.dumps(info))
+    wav = tmp_path / "b.wav"
+    render(TUNE_B, [(0, 100)], wav)
+    assert lib.find(wav, top=1)[0].title == "Tune B"
+    assert "ranking" in np.load(spath).files

@@ -91,8 +91,12 @@ def test_add_find_open_follow_and_export(qtbot, workspace, tmp_path):
 
     score = tmp_path / "little_tune.musicxml"
     score.write_text(_musicxml("Little Tune"))
+    jobs = []
+    ws.client.jobAdded.connect(jobs.append)
     ws.handle_dropped([str(score)])  # a dropped score is added
-    qtbot.waitUntil(lambda: ws.score_list.count() == 1, timeout=40000)
+    qtbot.waitUntil(lambda: jobs and jobs[0].done, timeout=90000)
+    assert jobs[0].state == "done", jobs[0].error
+    qtbot.waitUntil(lambda: ws.score_list.count() == 1, timeout=20000)
     assert "Little Tune" in ws.score_list.item(0).text()
 
     wav = _recording(tmp_path / "take1.wav")
@@ -107,7 +111,12 @@ def test_add_find_open_follow_and_export(qtbot, workspace, tmp_path):
     qtbot.waitUntil(lambda: align.done, timeout=40000)
     assert align.state == "done", align.error
     assert ws.align_table.rowCount() == len(ws.points) >= 4
+    pages = ws.pages_job  # the page image and bar boxes come from the engine (sheet.pages)
+    assert pages is not None
+    qtbot.waitUntil(lambda: pages.done, timeout=20000)
+    assert pages.state == "done", pages.error
     assert not ws.page_view.pixmap.isNull(), "the engine's page image was not shown"
+    assert [b["bar"] for b in ws.page_view.boxes] == list(range(1, 9))
     assert ws.position_label.text().startswith("Bar 1 · page 1")
 
     ws.seek_point(3)  # clicking a row seeks and follows
