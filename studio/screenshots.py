@@ -12,6 +12,8 @@ or builds the demo library with ``--demo`` — selects a track and saves:
 - ``instruments.png`` the Instruments workspace after finding a rendered song's instruments
 - ``sheet.png``     the Sheet Music workspace following a rendered chorale in its score
 - ``generate.png``  the Generate workspace after one generation
+- ``compare.png``   the Compare workspace rating pairs lined up from that recent work, one vote in
+                    the history
 
 ``--plugin MODULE`` (repeatable) and ``--isolated`` pass through to the engine host,
 e.g. to shoot against a stand-in library while the real one is not installed.
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         made += shoot_instruments(window, tmp, wait_until, settle, grab_with)
         made += shoot_sheet(window, tmp, wait_until, settle, grab_with)
         made += shoot_generate(window, tmp, wait_until, settle, grab_with)
+        made += shoot_compare(window, tmp, wait_until, settle, grab_with)
         window.close()
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
@@ -340,6 +343,48 @@ def shoot_generate(window, tmp: Path, wait_until, settle, grab_with) -> list[Pat
     settle(0.5)
     shot = grab_with(None, "generate.png")
     window.jobs_dock.setVisible(dock_shown)
+    return [shot]
+
+
+def shoot_compare(window, tmp: Path, wait_until, settle, grab_with) -> list[Path]:  # noqa: ANN001
+    """``compare.png``: the Compare workspace rating pairs lined up from the recent work above
+    (the generation and the video match), with one vote in the history."""
+    ws = getattr(window, "extra_workspaces", {}).get("compare")
+    if ws is None:
+        print("warning: no compare workspace (no prefs.queue); compare.png not taken", file=sys.stderr)
+        return []
+    window.workspaces.setCurrentWidget(ws)  # loads the history and the statistics
+    job = ws.fill_queue(4)
+    wait_until(lambda: job is not None and job.done, 600, "prefs.queue")
+    if job is None or job.state != "done":
+        raise SystemExit(f"screenshots: prefs.queue failed: {job.error_message if job else 'no job'}")
+    if len(ws.queue) < 2:  # no recent work to pair (engines missing): two takes compared by hand
+        for i, (title, freq) in enumerate(TRACKS[:2]):
+            a, b = tmp / "takes" / f"{i}_a.wav", tmp / "takes" / f"{i}_b.wav"
+            write_tone(a, freq, 6.0, 96.0)
+            write_tone(b, freq * 1.5, 6.0, 96.0)
+            made = window.submit("prefs.pair", {"a": str(a), "b": str(b), "prompt": title.lower()})
+            wait_until(lambda m=made: m.done, 120, "prefs.pair")
+        listed = ws.refresh()
+        wait_until(lambda: listed is not None and listed.done, 120, "prefs.list")
+    ws.reason.setText("steadier groove, the bass sits better")
+    vote = ws.vote("b")
+    wait_until(lambda: vote is not None and vote.done, 120, "prefs.vote")
+    wait_until(lambda: ws.history.rowCount() > 0 and bool(ws.stats), 120, "the history and statistics")
+    wait_until(lambda: ws.current is None or all(p.waveform.peaks or "No waveform" in p.waveform.placeholder
+                                                  for p in ws.panels.values()), 120, "the waveforms")
+    wait_until(lambda: ws.current is None or ws.player.duration() > 0, 60, "the pair to load")
+    if ws.current is not None:
+        ws.player.seek(0.4 * ws.player.duration())
+        ws.switch("b")
+        ws.reason.setText("")
+    window.jobs_dock.clear_finished()
+    dock_shown = window.jobs_dock.isVisible()
+    window.jobs_dock.hide()  # the workspace at full width
+    settle(1.0)
+    shot = grab_with(None, "compare.png")
+    window.jobs_dock.setVisible(dock_shown)
+    ws.shutdown()
     return [shot]
 
 

@@ -8,7 +8,6 @@ are named as strings and import torch only when they run.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from engines.core.jobs import JobContext
@@ -75,11 +74,12 @@ def enable(api: PluginAPI) -> None:
     )
 
 
-@functools.lru_cache(maxsize=2)
-def _engine(name: str, device: str) -> Any:
-    from engines.generate.engine import Engine
+def _engine(name: str, device: str, home: Any = None) -> Any:
+    """The engine for ``--model NAME``: ``default`` is the generator version selected in ``home``
+    (``studio prefs models``; the shipped model when none is), ``base`` always the shipped one."""
+    from engines.feedback.versions import generator
 
-    return Engine.from_pretrained(name, device=None if device == "auto" else device)
+    return generator(name, device, home)
 
 
 def _request(ctx: JobContext, p: dict[str, Any]) -> Any:
@@ -105,10 +105,20 @@ def _result(res: Any, verb: str) -> Result:
     return Result(data=d, files=res.files, message=msg)
 
 
+def _record(ctx: JobContext, res: Any, req: Any, p: dict[str, Any], eng: Any, verb: str) -> None:
+    """Log the result for the preference queue (``engines.feedback.recent``); never fails the job."""
+    from engines.feedback.recent import record
+
+    record(ctx.home, "generate", {**res.to_dict(), "seed": req.seed, "model": p.get("model") or "default",
+                                  "model_version": str(getattr(eng, "version", "") or ""),
+                                  "text": req.text, "verb": verb, "source_midi": p.get("midi")})
+
+
 def music(ctx: JobContext, **p: Any) -> Result:
     req = _request(ctx, p)
-    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device)
+    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device, ctx.home)
     res = eng.generate(req, progress=ctx.progress, cancel=ctx.cancel)
+    _record(ctx, res, req, p, eng, "music")
     return _result(res, "Arranged" if req.midi else "Generated")
 
 
@@ -126,14 +136,16 @@ def controls(ctx: JobContext, **p: Any) -> Result:  # noqa: ARG001
 
 def track(ctx: JobContext, **p: Any) -> Result:
     req = _request(ctx, {**p, "midi": None})
-    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device)
+    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device, ctx.home)
     res = eng.regenerate_track(p["midi"], p["track"], req, progress=ctx.progress, cancel=ctx.cancel)
+    _record(ctx, res, req, p, eng, "track")
     return _result(res, f"Regenerated {p['track']!r}:")
 
 
 def continue_(ctx: JobContext, **p: Any) -> Result:
     req = _request(ctx, {**p, "midi": None})
-    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device)
+    eng = _engine(p.get("model") or "default", ctx.home.load_settings().compute_device, ctx.home)
     res = eng.continue_piece(p["midi"], int(p.get("add_bars") or 4), req, progress=ctx.progress,
                              cancel=ctx.cancel)
+    _record(ctx, res, req, p, eng, "continue")
     return _result(res, "Continued to")

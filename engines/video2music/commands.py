@@ -37,6 +37,8 @@ def enable(api: PluginAPI) -> None:
             Param("end", "float", minimum=0, help="out point, seconds"),
             Param("matcher", "choice", default="default",
                   choices=("default", "zero-shot", "learned"), help="which matcher ranks"),
+            Param("prefs", "bool", help="re-rank by the reward learned from your votes (default: on when "
+                                        "`studio prefs train-reward` made one; --no-prefs turns it off)"),
         ),
     )
     api.register_command(
@@ -86,17 +88,32 @@ def _summary(res) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
+def _record(ctx: JobContext, res, text: str) -> None:  # noqa: ANN001
+    """Log the query and its candidates for the preference queue; never fails the job."""
+    from engines.feedback.recent import record
+
+    record(ctx.home, "video", {
+        "video": res.video, "text": text, "session_id": res.session_id, "start": res.start, "end": res.end,
+        "matcher": res.matcher,
+        "candidates": [{"path": s.path, "title": s.title, "track_id": s.track_id, "offset_s": s.offset_s,
+                        "score": s.score, "rank": s.rank} for s in res.suggestions]})
+
+
 def match(ctx: JobContext, *, video: str, text: str = "", top: int = 5, start: float | None = None,
-          end: float | None = None, matcher: str = "default") -> Result:
+          end: float | None = None, matcher: str = "default", prefs: bool | None = None) -> Result:
+    from engines.feedback.rerank import apply_preferences
     from engines.video2music.engine import MatchRequest
 
     res = _engine(ctx, matcher).match(MatchRequest(video=video, text=text or "", top=top, start=start,
                                                    end=end), ctx)
+    res = apply_preferences(ctx.home, res, enabled=prefs)
+    _record(ctx, res, text or "")
     return Result(data=res.to_dict(), message=_summary(res))
 
 
 def refine(ctx: JobContext, *, session_id: str, text: str) -> Result:
     res = _engine(ctx).refine(session_id, text, ctx)
+    _record(ctx, res, text)
     return Result(data=res.to_dict(), message=_summary(res))
 
 

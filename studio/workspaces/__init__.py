@@ -31,6 +31,7 @@ WORKSPACES: tuple[WorkspaceSpec, ...] = (
                   "instruments.find"),
     WorkspaceSpec("sheet", "Sheet Music", "studio.workspaces.sheet:SheetWorkspace", "sheet.find"),
     WorkspaceSpec("generate", "Generate", "studio.workspaces.generate:GenerateWorkspace", "generate.music"),
+    WorkspaceSpec("compare", "Compare", "studio.workspaces.compare:CompareWorkspace", "prefs.queue"),
 )
 
 
