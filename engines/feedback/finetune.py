@@ -5,8 +5,9 @@ Method (what ``studio prefs finetune`` runs)
 1. The *prompts* are the controls of the voted ``generate`` pairs (key, tempo, meter, chords,
    bars, instruments, style...).
 2. For each prompt the current generator (the selected version, or ``--base``) samples
-   ``samples_per_prompt`` pieces with new seeds. The sampler's own track planes are kept, as the
-   sampler thresholds them (note where the network's output is > 0), and each piece is rendered
+   ``samples_per_prompt`` pieces with new seeds. What the model contributed is kept as its
+   training target (its notes as picked from the sampler's output and placed by the constraint
+   layer, :meth:`~engines.generate.engine.Engine._on_model_notes`), and each piece is rendered
    in memory and scored by the learned reward (:mod:`engines.feedback.reward`, trained on the
    votes; trained first if there is none).
 3. Within a prompt, rewards become advantages ``A = (r - mean) / std`` and weights
@@ -124,9 +125,11 @@ def _capture_engine(engine: Any) -> Any:
 
         def _sample(self, ctl: Any, chords: Any, T: int, **kw: Any) -> np.ndarray:  # type: ignore[override]
             planes = super()._sample(ctl, chords, T, **kw)
-            self.last = {"planes": planes.astype(np.float32), "chords": chords, "T": T, "ctl": ctl,
-                         "texture": kw.get("texture", 0)}
+            self.last = {"chords": chords, "T": T, "ctl": ctl, "texture": kw.get("texture", 0), "notes": {}}
             return planes
+
+        def _on_model_notes(self, notes: dict[str, list[list[int]]], T: int) -> None:  # noqa: ARG002
+            self.last["notes"] = notes
 
     return _Capture(engine.model, name=engine.name)
 
@@ -138,6 +141,7 @@ def generate_samples(engine: Any, prompts: Sequence[dict[str, Any]], *, seeds: S
     from engines.feedback.features import audio_signal_features, midi_features, vector
     from engines.generate import data as D
     from engines.generate import style as S
+    from engines.generate.engine import Engine
     from engines.media.midi import read_midi
     from engines.media.synth import render_song
 
@@ -153,11 +157,7 @@ def generate_samples(engine: Any, prompts: Sequence[dict[str, Any]], *, seeds: S
             info = cap.last
             ctl = info["ctl"]
             st = S.STYLES[ctl.style]
-            kept = []
-            for t in res.notes.get("tracks", []):
-                for r, src in zip(t["roles"], t["source"].split("+"), strict=False):
-                    if src == "model" and r in D.ROLES:
-                        kept.append(D.ROLES.index(r))
+            kept = [D.ROLES.index(r) for r in info["notes"]]
             chords = info["chords"]
             r_val = 0.0
             if reward is not None:
@@ -166,10 +166,11 @@ def generate_samples(engine: Any, prompts: Sequence[dict[str, Any]], *, seeds: S
                 x = vector(midi_features(song, key=res.controls.get("key")), audio_signal_features(y, 22050),
                            res.controls)
                 r_val = float(reward.score(x)[0])
-            # the training target is the network's own decision (a note where its output is > 0,
-            # as the sampler thresholds it), not the graded output: regressing on graded values
-            # shrinks the outputs towards 0 and so thins out the notes after thresholding
-            planes = np.where(info["planes"] > 0, 1.0, -1.0).astype(np.float32)
+            # the training target is what the model contributed to the piece the reward scored:
+            # its notes as picked from the sampler's graded output and placed by the constraint
+            # layer (not the graded output itself: regressing on it shrinks the outputs and
+            # thins out the notes)
+            planes = Engine.model_planes(info["notes"], int(info["T"])).astype(np.float32)
             out.append(Sample(planes=planes, chroma=np.stack([c.chroma() for c in chords]).astype(np.float32),
                               bass=np.array([c.bass for c in chords], np.int32), key=ctl.key, meter=ctl.meter,
                               T=int(info["T"]), texture=int(st.texture), roles=tuple(sorted(set(kept))), prompt=pi,

@@ -205,7 +205,7 @@ class Engine:
         prog = progress or _no_progress
         check = _Cancel(cancel)
         _check_request(request)
-        ctl = self.resolve(request)
+        ctl = _with_cadence(self.resolve(request))
         prog(0.05, "controls resolved")
         plans = S.plan_tracks(ctl.instruments, ctl.drums)
         tracks = [_GridTrack(p.name, p.program, p.is_drum, p.roles) for p in plans]
@@ -332,14 +332,24 @@ class Engine:
                        [[0, 60, 0, 1]], np.int64)
         hist = np.zeros(12)
         np.add.at(hist, arr[:, 1] % 12, arr[:, 3] - arr[:, 2])
-        est_key, _ = theory.estimate_key(hist)
+        melody_only = all(g.roles == ("melody",) for g in given if not g.is_drum)
+        if melody_only:  # a lone melody: the key it harmonises best in among the likely ones
+            est_key = theory.estimate_melody_key([n for g in given if not g.is_drum for n in g.notes], meter, n_bars)
+        else:
+            est_key, _ = theory.estimate_key(hist)
         song_key = None
         if getattr(song, "key", None) and (song.key != "C" or est_key.name == "C"):
             with contextlib.suppress(Exception):
                 song_key = theory.parse_key(song.key)
         key_txt = request.key or (song_key or est_key).name
         chords_txt = request.chords
-        if not chords_txt and not _text_has_chords(request.text):
+        if not chords_txt and not _text_has_chords(request.text) and melody_only:
+            # a lone melody: harmonise it (diatonic chords of the key, Viterbi over the bars)
+            mel = [n for g in given if not g.is_drum for n in g.notes]
+            inferred = theory.infer_chords(mel, theory.parse_key(key_txt, request.mode if request.key else None),
+                                           meter, n_bars)
+            chords_txt = " ".join(c.symbol for c in inferred)
+        elif not chords_txt and not _text_has_chords(request.text):
             per_bar = []
             spb = meter.steps_per_bar
             chroma, bass = D.analyse_harmony(arr, T, meter, per=spb)
@@ -378,17 +388,21 @@ class Engine:
         if model_roles:
             planes = self._sample(ctl, chords, T, seed=seed, given=given_roles, request=request, check=check,
                                   prog=prog, prefix=prefix, texture=st.texture)
-            from engines.generate.model import decode_planes
+            from engines.generate.model import pick_notes
 
-            raw = decode_planes(planes, start=0)
-            by_role: dict[str, list[tuple[int, int, int, float]]] = {r: [] for r in D.ROLES}
-            for r, p, s, e, conf in raw:
-                by_role[D.ROLES[r]].append((p, s, e, conf))
+            by_role: dict[str, list[tuple[int, int, int, float]]] = {}
             for role in model_roles:
-                notes = _clean_role(by_role[role], role, T)
+                ri = D.ROLES.index(role)
+                by_role[role] = pick_notes(planes[2 * ri], planes[2 * ri + 1], role=role, density=ctl.density,
+                                           steps_per_beat=ctl.meter.steps_per_beat,
+                                           steps_per_bar=ctl.meter.steps_per_bar)
+                if prefix is not None:  # continuation: only the new bars are the model's
+                    by_role[role] = [n for n in by_role[role] if n[1] >= prefix[0]]
+            for role in model_roles:
+                cleaned = _clean_role(by_role[role], role, T)
                 rng = np.random.default_rng([seed, D.ROLES.index(role)])
-                notes = [[p, s, e, _velocity(role, s, ctl.meter, rng)] for p, s, e in notes]
-                snapped, moved = S.snap_notes(notes, key=ctl.key, chords_at=chords, meter=ctl.meter, role=role)
+                picked = [[p, s, e, _velocity(role, s, ctl.meter, rng)] for p, s, e in cleaned]
+                snapped, moved = S.snap_notes(picked, key=ctl.key, chords_at=chords, meter=ctl.meter, role=role)
                 report["constraint_moved"] += moved
                 report["model_notes"] += len(snapped)
                 role_notes[role] = snapped
@@ -403,6 +417,7 @@ class Engine:
                 sources[role] = f"style:{st.bass} bass"
             else:
                 sources[role] = "model"
+        self._on_model_notes({r: role_notes[r] for r in model_roles if sources[r] == "model"}, T)
         for t in tracks:
             if t.notes or t.given is not None:
                 continue
@@ -410,13 +425,30 @@ class Engine:
                 t.notes = _drums(ctl, T, st, rng)
                 t.source = f"style:{st.groove if st.groove != 'none' else 'pop'} groove"
                 continue
-            notes: list[list[int]] = []
+            merged: list[list[int]] = []
             for r in t.roles:
-                notes += [list(n) for n in role_notes.get(r, [])]
-            t.notes = sorted(notes, key=lambda n: (n[1], n[0]))
+                merged += [list(n) for n in role_notes.get(r, [])]
+            t.notes = sorted(merged, key=lambda n: (n[1], n[0]))
             t.source = "+".join(sources.get(r, "model") for r in t.roles)
         report["style"] = st.name
         return report
+
+    def _on_model_notes(self, notes: dict[str, list[list[int]]], T: int) -> None:
+        """Called with the notes the diffusion model wrote, by role (``[pitch, start, end,
+        velocity]`` in steps, after the constraint layer), for a piece of ``T`` steps.
+
+        Does nothing here; the preference fine-tuning (:mod:`engines.feedback.finetune`)
+        overrides it to learn from exactly what the model contributed to a piece.
+        """
+
+    @staticmethod
+    def model_planes(notes: dict[str, list[list[int]]], T: int) -> np.ndarray:
+        """The model's track planes ``(6, N_PITCH, T)`` in {-1, 1} holding ``notes`` (see
+        :meth:`_on_model_notes`): the training target form of :mod:`engines.generate.data`."""
+        rows = [[D.ROLES.index(r), _fold_pitch(int(n[0])), int(n[1]), int(n[2])]
+                for r, ns in notes.items() for n in ns]
+        arr = np.array(rows, np.int64).reshape(-1, 4)
+        return D.roll_planes(arr, 0, T) * 2.0 - 1.0
 
     def _sample(self, ctl: Controls, chords: list[theory.Chord], T: int, *, seed: int,
                 given: dict[str, list[list[int]]], request: GenerateRequest, check: _Cancel, prog: ProgressFn,
@@ -438,6 +470,9 @@ class Engine:
                 vals[2 * ri:2 * ri + 2] = np.maximum(vals[2 * ri:2 * ri + 2],
                                                      D.roll_planes(arr, 0, T)[2 * ri:2 * ri + 2])
             known[:, :t0] = 1.0
+        # the sampler's graded output (what the notes are picked from); later chunks are
+        # conditioned on the thresholded planes of the overlap (``vals``), as in training
+        belief = vals * 2 - 1
         starts = list(range(0, max(T - (CHUNK - HOP), 1), HOP)) if T > CHUNK else [0]
         if prefix is not None and T > CHUNK:
             # start where the new material begins (keeping the overlap)
@@ -457,9 +492,10 @@ class Engine:
                 new = (out > 0).astype(np.float32)
                 unk = np.repeat(known[:, a:a + w], 2, axis=0)[:, None, :] < 1.0
                 vals[:, :, a:a + w] = np.where(unk, new, vals[:, :, a:a + w])
+                belief[:, :, a:a + w] = np.where(unk, out, belief[:, :, a:a + w])
                 known[:, a:a + w] = 1.0
                 prog((i + 1) / len(starts), f"sampled {min(a + w, T)}/{T} steps")
-        return vals * 2 - 1
+        return belief
 
     # writing -------------------------------------------------------------------------
     def _write(self, tracks: list[_GridTrack], ctl: Controls, request: GenerateRequest, stem: str,
@@ -592,6 +628,26 @@ def _chords_per_step(ctl: Controls, T: int) -> list[theory.Chord]:
     return [objs[(t // spb) % len(objs)] for t in range(T)]
 
 
+def _with_cadence(ctl: Controls) -> Controls:
+    """End a piece whose chords the user did not give on an authentic cadence (V - I).
+
+    The style's progression is written out bar by bar and its last two bars become the
+    dominant and the tonic of the requested key: the ending is what makes a key audible (a
+    cycled i-VI-III-VII would otherwise stop on VII and share its notes with the relative
+    major). Chords from the text or the chords field are never changed.
+    """
+    if ctl.sources.get("chords") in ("field", "text") or ctl.bars < 2:
+        return ctl
+    objs = ctl.chord_objs or theory.default_progression(ctl.key)
+    per_bar = [objs[b % len(objs)].symbol for b in range(ctl.bars)]
+    tonic, dominant = theory.cadence_chords(ctl.key)
+    if per_bar[-1] == tonic.symbol and per_bar[-2] == dominant.symbol:
+        return ctl
+    per_bar[-2:] = [dominant.symbol, tonic.symbol]
+    src = ctl.sources.get("chords", "style")
+    return replace(ctl, chords=tuple(per_bar), sources={**ctl.sources, "chords": f"{src}+cadence"})
+
+
 def _fold_pitch(p: int) -> int:
     while p < D.PITCH_LO:
         p += 12
@@ -671,14 +727,20 @@ def _comp(ctl: Controls, chords: list[theory.Chord], T: int, st: S.Style, rng: n
     out: list[list[int]] = []
     prev: list[int] | None = None
     arp = st.comp == "arpeggio"
-    rhythm = S.arpeggio_rhythm(ctl.meter) if arp else S.comp_rhythm(st.comp or "pop", ctl.meter)
-    if ctl.density < 0.3 and not arp and len(rhythm) > 2:
-        rhythm = rhythm[::2]
+    if arp:
+        rhythm = S.arpeggio_rhythm(ctl.meter, ctl.density)
+    else:
+        rhythm = [(int(s), int(d)) for s, d in S.thin_rhythm(S.comp_rhythm(st.comp or "pop", ctl.meter),
+                                                             ctl.density, ctl.meter)]
     for bar in range(T // spb):
         a = bar * spb
         ch = chords[a]
-        voicing = S.voice_chord(ch, prev)
+        has_tonic = ctl.key.tonic in ch.pcs
+        voicing = S.voice_chord(ch, prev, top=ctl.key.tonic if has_tonic else None)
         prev = voicing
+        if has_tonic:  # the tonic doubled an octave away: the key is heard
+            t = next(p for p in reversed(voicing) if p % 12 == ctl.key.tonic)
+            voicing = sorted([*voicing, t - 12 if voicing[-1] == t or t + 12 > 79 else t + 12])
         for j, (s, d) in enumerate(rhythm):
             if a + s >= T:
                 continue
@@ -697,7 +759,8 @@ def _bass(ctl: Controls, chords: list[theory.Chord], T: int, st: S.Style) -> lis
     spb = ctl.meter.steps_per_bar
     out: list[list[int]] = []
     prev: int | None = None
-    pattern = S.bass_rhythm(st.bass or "pop", ctl.meter)
+    pattern = [(int(s), int(d), str(g)) for s, d, g in S.thin_rhythm(S.bass_rhythm(st.bass or "pop", ctl.meter),
+                                                                    min(1.0, ctl.density + 0.25), ctl.meter)]
     nbars = T // spb
     for bar in range(nbars):
         a = bar * spb

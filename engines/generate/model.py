@@ -203,28 +203,63 @@ class RollDiffusion:
         return x[0, :, :, :W].clamp(-1, 1).cpu().numpy()
 
 
-def decode_planes(planes: np.ndarray, *, start: int = 0, threshold: float = 0.0
-                  ) -> list[tuple[int, int, int, int, float]]:
-    """Planes ``(6, P, W)`` -> notes ``(role, pitch, start, end, confidence)``.
+#: notes per quarter note a model role plays at density 0 and at density 1 (linear in between)
+ROLE_RATE = {"melody": (0.75, 2.75), "harmony": (0.5, 1.7), "bass": (0.4, 1.6)}
 
-    A note starts where the onset plane is above ``threshold`` (or the active plane turns on)
-    and lasts while the active plane stays above it and no new onset appears.
+
+def pick_notes(onset: np.ndarray, active: np.ndarray, *, steps_per_beat: int, steps_per_bar: int,
+               density: float, role: str, start: int = 0, floor: float = -0.2
+               ) -> list[tuple[int, int, int, float]]:
+    """Notes of one role from its continuous onset/active planes, at a chosen density.
+
+    The sampler's planes hold a graded belief per pitch and step. Instead of a fixed threshold
+    (which keeps nearly every step of an under-trained model), each bar keeps its
+    ``ROLE_RATE[role]``-given number of onsets (``density`` 0 sparse .. 1 busy): the steps with the
+    strongest onset belief, with a small bonus for downbeats and beats, and never a step whose
+    belief is below ``floor``. At a kept step the melody and bass play the most likely pitch,
+    the harmony its two (three when ``density`` > 0.6) most likely pitches. A note lasts until
+    the role's next onset or until its pitch's active plane falls below zero (at least half
+    a beat when the next onset is later).
+
+    Parameters
+    ----------
+    onset, active : ndarray, shape (P, W), values in [-1, 1]
+    steps_per_beat, steps_per_bar : int
+    density : float
+    role : str
+        ``"melody"``, ``"harmony"`` or ``"bass"``.
+
+    Returns
+    -------
+    list of (pitch, start, end, confidence)
     """
-    out = []
-    n_roles, P, W = planes.shape[0] // 2, planes.shape[1], planes.shape[2]
-    for r in range(n_roles):
-        on, act = planes[2 * r], planes[2 * r + 1]
-        for p in range(P):
-            t = 0
-            a_row, o_row = act[p], on[p]
-            while t < W:
-                if o_row[t] > threshold or (a_row[t] > threshold and (t == 0 or a_row[t - 1] <= threshold)):
-                    s = t
-                    conf = float(max(o_row[t], a_row[t]))
-                    t += 1
-                    while t < W and a_row[t] > threshold and o_row[t] <= threshold:
-                        t += 1
-                    out.append((r, p + D.PITCH_LO, s + start, t + start, conf))
-                else:
-                    t += 1
+    P, W = onset.shape
+    lo_r, hi_r = ROLE_RATE[role]
+    d = float(np.clip(density, 0.0, 1.0))
+    per_bar = max(1, int(round((lo_r + (hi_r - lo_r) * d) * steps_per_bar / 4)))  # rate per quarter note
+    pos = (np.arange(W) + start) % steps_per_bar
+    bonus = np.where(pos == 0, 0.25, np.where(pos % steps_per_beat == 0, 0.12,
+                                              np.where(pos % max(1, steps_per_beat // 2) == 0, 0.04, 0.0)))
+    strength = onset.max(axis=0) + bonus
+    chosen: list[int] = []
+    bar_of = (np.arange(W) + start) // steps_per_bar
+    for b in np.unique(bar_of):
+        idx = np.nonzero(bar_of == b)[0]
+        ok = idx[onset[:, idx].max(axis=0) > floor]
+        order = ok[np.argsort(-strength[ok], kind="stable")]
+        chosen += sorted(int(t) for t in order[:per_bar])
+    chosen.sort()
+    voices = 1 if role != "harmony" else (3 if d > 0.6 else 2)
+    min_len = max(1, steps_per_beat // 2)
+    out: list[tuple[int, int, int, float]] = []
+    for j, t in enumerate(chosen):
+        nxt = chosen[j + 1] if j + 1 < len(chosen) else W
+        score = onset[:, t] + 0.5 * active[:, t]
+        for p in np.argsort(-score, kind="stable")[:voices]:
+            if voices > 1 and onset[p, t] <= floor and p != int(np.argmax(score)):
+                continue
+            e = t + 1
+            while e < nxt and (active[p, e] > 0 or e - t < min_len):
+                e += 1
+            out.append((int(p) + D.PITCH_LO, t + start, e + start, float(onset[p, t])))
     return out

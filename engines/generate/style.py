@@ -12,10 +12,14 @@ requested chords, key and meter:
   comping in the style's rhythm (voiced from the chord tones, smooth voice leading) and the
   bass plays the chord root/slash bass, fifths, octaves and approach notes in the style's
   pattern. Classical textures (chorale, classical, cinematic, ambient, folk) keep the
-  model's own harmony and bass voices;
+  model's own harmony and bass voices. ``density`` thins the patterns (:func:`thin_rhythm`:
+  the metrically strongest attacks are kept); a chord holding the key's tonic is voiced with
+  the tonic on top when the voice leading allows and doubled an octave away;
 * **the constraint layer** (:func:`snap_notes`) — every model note that starts on a beat is
   moved to the nearest chord tone; other notes to the nearest tone of the key's scale or the
-  current chord. The share of notes moved is reported in the result's ``notes``.
+  current chord. For the melody, the key is made audible: a note on a downbeat goes to the
+  nearest chord tone that belongs to the tonic triad (when the chord has one), and the last
+  note of each 4-bar phrase to the tonic (or the tonic-triad tone the chord holds). The share of notes moved is reported in the result's ``notes``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -417,14 +422,24 @@ def snap_notes(notes: list[list[int]], *, key: theory.Key, chords_at: Sequence[t
     """
     lo, hi = ROLE_RANGE[role]
     scale = set(key.scale)
+    tonic_triad = {key.tonic, (key.tonic + (3 if key.is_minor else 4)) % 12, (key.tonic + 7) % 12}
+    spb = meter.steps_per_bar
+    n_steps = len(chords_at)
+    phrase_ends = _phrase_end_notes(notes, spb, n_steps) if role == "melody" else set()
     moved = 0
     out = []
     prev = None
-    for p, s, e, v in notes:
+    for i, (p, s, e, v) in enumerate(notes):
         ch = chords_at[min(max(s, 0), len(chords_at) - 1)]
         strong = s % meter.steps_per_beat == 0
         if role == "bass" and s % meter.steps_per_bar == 0:
             allowed = {ch.bass}
+        elif i in phrase_ends:
+            # tonic emphasis: a phrase ends on the tonic when the chord holds it, else on
+            # the chord tone of the tonic triad (what makes the key audible)
+            allowed = ({key.tonic} & set(ch.pcs)) or (tonic_triad & set(ch.pcs)) or set(ch.pcs)
+        elif strong and role == "melody" and s % spb == 0 and tonic_triad & set(ch.pcs):
+            allowed = tonic_triad & set(ch.pcs)
         elif strong:
             allowed = set(ch.pcs)
         else:
@@ -440,6 +455,16 @@ def snap_notes(notes: list[list[int]], *, key: theory.Key, chords_at: Sequence[t
 
 
 ROLE_RANGE = {"melody": (60, 86), "harmony": (48, 76), "bass": (28, 55)}
+
+
+def _phrase_end_notes(notes: Sequence[Sequence[int]], spb: int, n_steps: int) -> set[int]:
+    """Indices of the last note starting in each 4-bar phrase (and the piece's last note)."""
+    out: dict[int, int] = {}
+    for i, n in enumerate(notes):
+        phrase = min(int(n[1]) // (4 * spb), max(n_steps - 1, 0) // (4 * spb))
+        if phrase not in out or int(n[1]) >= int(notes[out[phrase]][1]):
+            out[phrase] = i
+    return set(out.values())
 
 
 # patterns ------------------------------------------------------------------------------
@@ -524,9 +549,10 @@ def comp_rhythm(comp: str, meter: theory.Meter) -> list[tuple[int, int]]:
 
 
 def voice_chord(ch: theory.Chord, prev: Sequence[int] | None, *, lo: int = 52, hi: int = 74,
-                n: int = 4) -> list[int]:
+                n: int = 4, top: int | None = None) -> list[int]:
     """Close voicing of the chord's tones (root omitted first when there are too many) nearest
-    the previous voicing (smooth voice leading)."""
+    the previous voicing (smooth voice leading). ``top`` (a pitch class, e.g. the key's tonic
+    when the chord holds it) is preferred as the highest note, where a listener hears it."""
     pcs = [(ch.root + i) % 12 for i in ch.intervals]
     uniq = list(dict.fromkeys(pcs))
     if len(uniq) > n:
@@ -545,13 +571,51 @@ def voice_chord(ch: theory.Chord, prev: Sequence[int] | None, *, lo: int = 52, h
         cost = abs(float(np.mean(voicing)) - center)
         if prev:
             cost += 0.3 * sum(min(abs(v - q) for q in prev) for v in voicing)
+        if top is not None and voicing[-1] % 12 != top:
+            cost += 4.0
         if cost < best_cost:
             best, best_cost = voicing, cost
     return best or sorted(60 + (pc % 12) for pc in uniq)
 
 
-def arpeggio_rhythm(meter: theory.Meter) -> list[tuple[int, int]]:
-    return [(s, 2) for s in range(0, meter.steps_per_bar, 2)]
+def arpeggio_rhythm(meter: theory.Meter, density: float = 0.5) -> list[tuple[int, int]]:
+    """8th-note arpeggio; below density 0.5, one note per beat."""
+    step = 2 if density >= 0.5 else meter.steps_per_beat
+    return [(s, step) for s in range(0, meter.steps_per_bar, step)]
+
+
+def keep_share(density: float, *, lo: float = 0.35, hi: float = 1.1) -> float:
+    """Share of a pattern's attacks played at ``density`` (0 sparse .. 1 busy; 0.5 -> 0.72)."""
+    return float(min(1.0, lo + (hi - lo) * min(max(density, 0.0), 1.0)))
+
+
+def thin_rhythm(attacks: Sequence[tuple[Any, ...]], density: float, meter: theory.Meter
+                ) -> list[tuple[Any, ...]]:
+    """Keep the metrically strongest attacks of a one-bar pattern ``[(step, duration, ...)]``.
+
+    How many: ``ceil(len * keep_share(density))``, at least one; the downbeat goes first, then
+    the other beats, then 8ths, then 16ths. A kept attack lasts until the next kept one when
+    the pattern had it shorter than that (the bar keeps sounding, only less often).
+    """
+    if not attacks:
+        return []
+    n = max(1, int(np.ceil(len(attacks) * keep_share(density) - 1e-9)))
+    if n >= len(attacks):
+        return list(attacks)
+    spb, sbeat = meter.steps_per_bar, meter.steps_per_beat
+
+    def weight(step: int) -> int:
+        return 0 if step % spb == 0 else 1 if step % sbeat == 0 else 2 if step % 2 == 0 else 3
+
+    order = sorted(range(len(attacks)), key=lambda i: (weight(int(attacks[i][0])), i))
+    kept = sorted(order[:n])
+    out = []
+    for j, i in enumerate(kept):
+        a = list(attacks[i])
+        nxt = int(attacks[kept[j + 1]][0]) if j + 1 < len(kept) else spb
+        a[1] = max(int(a[1]), nxt - int(a[0])) if int(a[1]) < nxt - int(a[0]) else int(a[1])
+        out.append(tuple(a))
+    return out
 
 
 BASS_PATTERNS_44: dict[str, list[tuple[int, int, str]]] = {

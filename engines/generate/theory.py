@@ -388,6 +388,14 @@ def scale_pcs_with_chord(key: Key, chord: Chord | None) -> set[int]:
     return s
 
 
+def cadence_chords(key: Key) -> tuple[Chord, Chord]:
+    """Tonic and dominant triads of ``key`` (the dominant is major also in minor modes)."""
+    flats = key.tonic in (1, 3, 5, 8, 10) or (key.is_minor and key.tonic in (0, 2, 5, 7))
+    tonic = parse_chord(pc_name(key.tonic, flats=flats) + ("m" if key.is_minor else ""))
+    dominant = parse_chord(pc_name(key.tonic + 7, flats=flats))
+    return tonic, dominant
+
+
 def default_progression(key: Key) -> list[Chord]:
     """A plain progression in ``key`` when the user gives none (i-VI-III-VII / I-V-vi-IV)."""
     t = key.tonic
@@ -396,3 +404,132 @@ def default_progression(key: Key) -> list[Chord]:
     else:
         degrees = [(0, ""), (7, ""), (9, "m"), (5, "")]
     return [parse_chord(pc_name((t + d) % 12) + q) for d, q in degrees]
+
+
+# chords of a melody ----------------------------------------------------------------------
+
+#: diatonic chords the melody harmoniser chooses from: (semitones above the tonic, quality, prior)
+_DIATONIC_MAJOR = ((0, "", 0.15), (2, "m", 0.04), (4, "m", -0.02), (5, "", 0.10), (7, "", 0.12),
+                   (9, "m", 0.06), (11, "dim", -0.15))
+_DIATONIC_MINOR = ((0, "m", 0.15), (2, "dim", -0.12), (3, "", 0.04), (5, "m", 0.10), (7, "", 0.12),
+                   (8, "", 0.06), (10, "", 0.03))
+#: functional moves (from degree, to degree) -> bonus; other changes 0, a repeat ``_REPEAT``
+_MOVES = {(7, 0): 0.12, (5, 7): 0.05, (2, 7): 0.06, (0, 5): 0.03, (0, 7): 0.03, (9, 2): 0.03,
+          (9, 5): 0.03, (8, 7): 0.04, (10, 3): 0.04, (3, 8): 0.02, (7, 5): -0.08, (7, 2): -0.06}
+_REPEAT = 0.0
+
+
+def diatonic_chords(key: Key) -> list[tuple[int, Chord, float]]:
+    """The key's diatonic triads (the dominant major in minor) as ``(degree, chord, prior)``."""
+    table = _DIATONIC_MINOR if key.is_minor else _DIATONIC_MAJOR
+    flats = key.tonic in (1, 3, 5, 8, 10) or (key.is_minor and key.tonic in (0, 2, 5, 7))
+    return [(d, parse_chord(pc_name(key.tonic + d, flats=flats) + q), prior) for d, q, prior in table]
+
+
+def melody_weights(notes: Iterable[Sequence[int]], meter: Meter, n_segments: int, seg_steps: int) -> np.ndarray:
+    """Pitch-class weights ``(n_segments, 12)`` of ``(pitch, start, end)`` notes on the 16th grid:
+    the steps a note sounds in each segment, each step weighted by its metric position (the
+    segment's first beat 3, other beats 1.5, off-beats 1) -- what a listener hears as harmony."""
+    spb, sbeat = meter.steps_per_bar, meter.steps_per_beat
+    pos = np.arange(seg_steps * n_segments)
+    w = np.where(pos % seg_steps < sbeat, 3.0, np.where(pos % sbeat == 0, 1.5, 1.0))
+    w = np.where(pos % spb == 0, np.maximum(w, 3.0), w)
+    out = np.zeros((n_segments, 12))
+    T = len(pos)
+    for n in notes:
+        p, s, e = int(n[0]), max(0, int(n[1])), min(T, int(n[2]))
+        if e <= s:
+            continue
+        for seg in range(s // seg_steps, (e - 1) // seg_steps + 1):
+            a, b = max(s, seg * seg_steps), min(e, (seg + 1) * seg_steps)
+            out[seg, p % 12] += float(w[a:b].sum())
+    return out
+
+
+def infer_chords(notes: Iterable[Sequence[int]], key: Key, meter: Meter, n_bars: int, *,
+                 per_bar: int = 1) -> list[Chord]:
+    """Harmonise a melody: one diatonic chord per bar (or ``per_bar`` per bar).
+
+    Each segment's chords are scored by how much of the metrically weighted melody
+    (:func:`melody_weights`) they hold (notes outside the chord count against it), plus a prior
+    for the degree (tonic, dominant and subdominant first); a Viterbi pass adds functional
+    moves (V-I, IV-V, ii-V ...), a small cost for repeating a chord, and prefers a piece that
+    starts and ends on the tonic with the dominant before the last bar.
+
+    Parameters
+    ----------
+    notes : iterable of (pitch, start_step, end_step)
+    key : Key
+    meter : Meter
+    n_bars : int
+    per_bar : int
+        Segments per bar (1 or 2).
+
+    Returns
+    -------
+    list of Chord, ``n_bars * per_bar`` long.
+    """
+    return _harmonise(notes, key, meter, n_bars, per_bar=per_bar)[0]
+
+
+def _harmonise(notes: Iterable[Sequence[int]], key: Key, meter: Meter, n_bars: int, *,
+               per_bar: int = 1) -> tuple[list[Chord], float]:
+    """:func:`infer_chords` and the score of its best path (per segment)."""
+    spb = meter.steps_per_bar
+    seg = max(1, spb // max(1, per_bar))
+    n = max(1, n_bars * max(1, per_bar))
+    H = melody_weights(notes, meter, n, seg)
+    cands = diatonic_chords(key)
+    k = len(cands)
+    masks = np.array([[1.0 if pc in c.pcs else 0.0 for pc in range(12)] for _, c, _ in cands])
+    emit = np.zeros((n, k))
+    tot = H.sum(axis=1)
+    for i in range(n):
+        if tot[i] > 0:
+            inside = masks @ H[i]
+            emit[i] = (inside - 0.7 * (tot[i] - inside)) / tot[i]
+    emit += np.array([p for _, _, p in cands])[None, :]
+    degs = [d for d, _, _ in cands]
+    trans = np.array([[(_REPEAT if a == b else _MOVES.get((a, b), 0.0)) for b in degs] for a in degs])
+    tonic = degs.index(0)
+    dom = degs.index(7)
+    emit[0, tonic] += 0.1
+    emit[-1, tonic] += 0.25
+    if n >= 2:
+        emit[-2, dom] += 0.08
+    score = emit[0].copy()
+    back = np.zeros((n, k), np.int64)
+    for i in range(1, n):
+        tot_s = score[:, None] + trans
+        back[i] = np.argmax(tot_s, axis=0)
+        score = tot_s[back[i], np.arange(k)] + emit[i]
+    path = [int(np.argmax(score))]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    path.reverse()
+    return [cands[j][1] for j in path], float(np.max(score)) / n
+
+
+def estimate_melody_key(notes: Sequence[Sequence[int]], meter: Meter, n_bars: int, *,
+                        candidates: int = 4, weight: float = 0.5) -> Key:
+    """Key of a melody (or any notes) ``(pitch, start_step, end_step)``.
+
+    Krumhansl-Schmuckler on the duration-weighted pitch classes proposes the ``candidates``
+    best-correlated keys; each is rescored by how well the melody harmonises in it (the
+    :func:`infer_chords` path score) plus ``weight`` times its correlation. A short melody's
+    pitch content alone often fits the relative or the dominant key as well; its cadences and
+    chord tones on strong beats tell them apart.
+    """
+    hist = np.zeros(12)
+    for n in notes:
+        hist[int(n[0]) % 12] += max(1, int(n[2]) - int(n[1]))
+    if hist.std() < 1e-9:
+        return estimate_key(hist)[0]
+    scored = []
+    for mode, prof in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            scored.append((float(np.corrcoef(hist, np.roll(prof, tonic))[0, 1]), Key(tonic, mode)))
+    scored.sort(key=lambda x: -x[0])
+    best = max(scored[:max(1, candidates)],
+               key=lambda c: _harmonise(notes, c[1], meter, n_bars)[1] + weight * c[0])
+    return best[1]

@@ -199,3 +199,95 @@ def test_default_model_loads_if_shipped() -> None:
     assert eng.model.cfg.in_channels == 24
     size = os.path.getsize(MODELS_DIR / "model.safetensors")
     assert size < 20 * 2**20
+
+
+def _pitched_notes(path: str) -> dict[str, int]:
+    return {t.name: len(t.notes) for t in read_midi(path).tracks if not t.is_drum}
+
+
+def test_density_control_sets_how_many_notes(engine: Engine, tmp_path: Path) -> None:
+    text = "classical string quartet in C major, 100 bpm, chords C F G C, 8 bars"
+    counts = {}
+    for d in (0.1, 0.5, 0.9):
+        r = engine.generate(GenerateRequest(text=text, density=d, seed=5, out_dir=str(tmp_path / f"d{d}"),
+                                            render=False))
+        assert r.controls["density"] == d
+        counts[d] = _pitched_notes(r.midi)
+    per_bar = {d: sum(c.values()) / 8 for d, c in counts.items()}
+    assert per_bar[0.1] < per_bar[0.5] < per_bar[0.9]
+    # every track thins out, and the middle setting is near the corpus (about 17 notes a bar
+    # over all voices), not a note on every 16th of every voice (48 a bar for three voices)
+    assert all(counts[0.1][n] < counts[0.9][n] for n in counts[0.9])
+    assert 8 <= per_bar[0.5] <= 24
+    pop = {d: _pitched_notes(engine.generate(GenerateRequest(
+        text="pop piano, strings and bass in A minor, 110 bpm, chords Am F C G, 4 bars", density=d, seed=1,
+        out_dir=str(tmp_path / f"p{d}"), render=False)).midi) for d in (0.1, 0.9)}
+    assert sum(pop[0.1].values()) < sum(pop[0.9].values())  # comping and bass patterns follow it too
+
+
+def _grid_melody(path: Path, bars: list[list[int]], *, tempo: float = 120.0) -> Path:
+    beat = 60.0 / tempo
+    notes = [Note(p, (4 * b + i) * beat, (4 * b + i + 1) * beat - 0.02, 90)
+             for b, ps in enumerate(bars) for i, p in enumerate(ps)]
+    return write_midi(Song(tracks=[Track(name="tune", program=73, notes=notes)], tempo=tempo,
+                           time_signature=(4, 4)), path)
+
+
+def test_arrangement_harmonises_the_melody_bar_by_bar(engine: Engine, tmp_path: Path) -> None:
+    # a G major tune whose bars outline I, IV, V, vi, ii, V, I (arpeggios plus passing tones)
+    bars = [[67, 71, 74, 71], [72, 76, 79, 76], [74, 78, 81, 78], [76, 79, 83, 79],
+            [69, 72, 76, 72], [74, 72, 71, 69], [67, 71, 74, 79]]
+    src = _grid_melody(tmp_path / "tune.mid", bars)
+    r = engine.generate(GenerateRequest(midi=str(src), style="classical", seed=2, out_dir=str(tmp_path / "o"),
+                                        render=False))
+    assert r.controls["key"] == "G" and r.controls["sources"]["chords"] == "estimated"
+    assert r.controls["chords"] == ["G", "C", "D", "Em", "Am", "D", "G"]
+    out = read_midi(r.midi)
+    bar_s = 4 * 60.0 / 120.0
+    gen = [n for t in out.tracks if t.name != "tune" and not t.is_drum for n in t.notes]
+    chords = [theory.parse_chord(c) for c in r.controls["chords"]]
+    # the generated parts follow those chords: their lowest note at each downbeat is the chord's
+    # bass, and most of the generated notes starting on a beat are chord tones
+    for b, ch in enumerate(chords):
+        at = [n for n in gen if abs(n.start - b * bar_s) < 0.02]
+        assert at and min(at, key=lambda n: n.pitch).pitch % 12 == ch.bass
+    on_beat = [(n, chords[int(n.start // bar_s)]) for n in gen if abs(n.start / 0.5 - round(n.start / 0.5)) < 0.02]
+    assert np.mean([n.pitch % 12 in ch.pcs for n, ch in on_beat]) >= 0.9
+
+
+def test_cadence_ends_on_the_tonic_unless_chords_were_given(engine: Engine, tmp_path: Path) -> None:
+    r = engine.generate(GenerateRequest(text="pop in D minor, 100 bpm, 6 bars", instruments="piano,bass",
+                                        seed=1, out_dir=str(tmp_path / "a"), render=False))
+    assert len(r.controls["chords"]) == 6 and r.controls["chords"][-2:] == ["A", "Dm"]
+    assert r.controls["sources"]["chords"] == "style+cadence"
+    song = read_midi(r.midi)
+    bar_s = 4 * 60.0 / 100.0
+    last = [n for t in song.tracks for n in t.notes if abs(n.start - 5 * bar_s) < 0.02]
+    assert min(last, key=lambda n: n.pitch).pitch % 12 == 2  # the bass lands on D
+    given = engine.generate(GenerateRequest(text="pop in D minor, 100 bpm, chords Dm Bb F C, 6 bars", seed=1,
+                                            instruments="flute,piano,bass", out_dir=str(tmp_path / "b"),
+                                            render=False))
+    assert given.controls["chords"] == ["Dm", "Bb", "F", "C"]  # the user's chords are never changed
+    assert given.controls["sources"]["chords"] == "text"
+    # only the voicing makes the key heard: chords holding the tonic (Dm, Bb) double the D an
+    # octave apart; the others (F, C) are voiced as they are, one note per chord tone
+    piano = next(t for t in read_midi(given.midi).tracks if t.name == "piano")
+    for bar, (pcs, has_tonic) in enumerate([({2, 5, 9}, True), ({10, 2, 5}, True), ({5, 9, 0}, False),
+                                            ({0, 4, 7}, False)]):
+        chord = sorted(n.pitch for n in piano.notes if abs(n.start - bar * bar_s) < 0.02)
+        assert {p % 12 for p in chord} == pcs
+        ds = [p for p in chord if p % 12 == 2]
+        assert (len(chord) == 4 and len(ds) == 2 and ds[1] - ds[0] == 12) if has_tonic else len(chord) == 3
+
+
+def test_inferred_chords_are_diatonic_and_prefer_functional_moves() -> None:
+    key = theory.parse_key("C")
+    meter = theory.parse_meter("4/4")
+    # bar 1: C E G, bar 2: B D F (+G on the downbeat: V, not vii°), bar 3: C
+    notes = [(60, 0, 4), (64, 4, 8), (67, 8, 16), (67, 16, 20), (71, 20, 24), (74, 24, 28), (65, 28, 32),
+             (72, 32, 48)]
+    got = [c.symbol for c in theory.infer_chords(notes, key, meter, 3)]
+    assert got == ["C", "G", "C"]
+    minor = [c.symbol for c in theory.infer_chords([(57, 0, 16), (56, 16, 20), (59, 20, 32), (57, 32, 48)],
+                                                   theory.parse_key("Am"), meter, 3)]
+    assert minor == ["Am", "E", "Am"]  # the raised leading tone makes the dominant major
