@@ -44,7 +44,7 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -60,7 +60,20 @@ def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str =
     return atomic_write_bytes(target, text.encode(encoding))
 
 
-def _fsync_dir(folder: Path) -> None:
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename into it) to disk; quietly does nothing where the
+    platform cannot open folders."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

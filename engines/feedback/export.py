@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engines.core.atomic import atomic_path
+from engines.core.atomic import atomic_path, file_digest, fsync_dir
 from engines.core.errors import (
     CorruptFileError,
     NotFoundError,
@@ -270,12 +270,12 @@ def _export_bundle(store: PreferenceStore, out: Path, prog: Callable[[float, str
                 os.fsync(fh.fileno())
         _write_synced(tmp_dir / "manifest.json", manifest)
         for sub in ("audio", "midi", "video", "."):
-            _fsync_dir(tmp_dir / sub)
+            fsync_dir(tmp_dir / sub)
         os.chmod(tmp_dir, 0o755)
         if out.is_dir():
             out.rmdir()  # empty: checked above
         os.replace(tmp_dir, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -301,18 +301,6 @@ def _write_synced(p: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    if not folder.is_dir():
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def dataset_card(pairs: Sequence[Pair], votes: Sequence[tuple[Pair, Vote]], *, n_media: int) -> str:
@@ -528,14 +516,6 @@ def _check_row(d: Any, where: str) -> None:
         raise bad(str(exc)) from None
 
 
-def _file_sha(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_bundle(root: Path, label: Path) -> list[dict[str, Any]]:
     """Validate an unpacked bundle completely; return its pair rows. Nothing is written.
 
@@ -592,7 +572,7 @@ def read_bundle(root: Path, label: Path) -> list[dict[str, Any]]:
         f = root / name
         if not f.is_file():
             raise NotFoundError(f"{name} is listed in manifest.json but missing", path=label)
-        if f.stat().st_size != info.get("bytes") or _file_sha(f) != info.get("sha256"):
+        if f.stat().st_size != info.get("bytes") or file_digest(f) != info.get("sha256"):
             raise CorruptFileError(f"{name} does not match manifest.json (truncated or edited)", path=label)
     return rows
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engines.core.atomic import file_digest, fsync_dir
 from engines.core.errors import (
     CorruptFileError,
     EngineError,
@@ -430,7 +431,7 @@ class PreferenceStore:
             else:
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
             return sha, rel
         finally:
             if os.path.exists(tmp):
@@ -737,7 +738,7 @@ class PreferenceStore:
                 problems.append(f"missing blob {rel}")
             elif hashes:
                 want = sha or Path(rel).stem
-                if _sha256(p) != want:
+                if file_digest(p) != want:
                     problems.append(f"blob {rel} does not match its hash")
         return problems
 
@@ -797,24 +798,3 @@ def _insert_pair(con: sqlite3.Connection, pid: str, kind: str, prompt: str, ctl:
             " model_version, seed, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (pid, side, s["sha"], s["audio_blob"], s["midi_blob"], s["video_blob"], s["label"],
              s["model"], s["model_version"], s["seed"], _json(s["meta"])))
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

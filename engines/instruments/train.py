@@ -157,21 +157,24 @@ def sample_mixtures(rng: np.random.Generator, data: dict, batch: int, *, kmin: i
 
 
 def train_multi(model: InstrumentModel, data: dict, *, steps: int, batch: int, seed: int,
-                device: torch.device, log: list) -> None:
+                device: torch.device, log: list, lr: float = 2e-3, warm: int = 30, stage: str = "multi",
+                seed_offset: int = 1) -> None:
+    """The Multi-Instrument Encoder on real (waveform) mixtures of ``data``'s clips; also the
+    short fine-tune after mel-cache training (``stage="multi-audio"``, no warm-up)."""
     single, enc = model.single.to(device).eval(), model.multi.to(device)
-    torch.manual_seed(seed + 1)
-    rng = np.random.default_rng(seed + 1)
+    torch.manual_seed(seed + seed_offset)
+    rng = np.random.default_rng(seed + seed_offset)
     with torch.no_grad():
         mels = _logmels(single.frontend, data["waves"], device)
         targets = torch.cat([single.embed_features(mels[i:i + 128].float().to(device))
                              for i in range(0, len(mels), 128)])
     del mels
     pitch_all = torch.from_numpy(data["pitch"]).float().to(device)
-    opt = torch.optim.AdamW(enc.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
     t0 = time.time()
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, 2e-3)
+            g["lr"] = _lr(step, steps, lr, warm=warm)
         waves, members = sample_mixtures(rng, data, batch)
         enc.train()
         emb, logit, pitch = enc(torch.from_numpy(waves).to(device))
@@ -181,7 +184,7 @@ def train_multi(model: InstrumentModel, data: dict, *, steps: int, batch: int, s
         loss.backward()
         opt.step()
         if step % 25 == 0 or step == steps - 1:
-            row = {"stage": "multi", "step": step, "loss": round(float(loss.detach()), 4), "matched_cos": round(cos, 4),
+            row = {"stage": stage, "step": step, "loss": round(float(loss.detach()), 4), "matched_cos": round(cos, 4),
                    "seconds": round(time.time() - t0, 1)}
             log.append(row)
             print(json.dumps(row), flush=True)
@@ -399,38 +402,6 @@ def train_multi_mels(model: InstrumentModel, tr: dict, *, steps: int, batch: int
     return steps
 
 
-def finetune_multi_audio(model: InstrumentModel, data: dict, *, steps: int, batch: int, seed: int,
-                         device: torch.device, log: list, lr: float = 3e-4) -> None:
-    """A short pass of the Multi-Instrument Encoder on real (waveform) mixtures."""
-    single, enc = model.single.to(device).eval(), model.multi.to(device)
-    rng = np.random.default_rng(seed + 2)
-    with torch.no_grad():
-        mels = _logmels(single.frontend, data["waves"], device)
-        targets = torch.cat([single.embed_features(mels[i:i + 128].float().to(device))
-                             for i in range(0, len(mels), 128)])
-    del mels
-    pitch_all = torch.from_numpy(data["pitch"]).float().to(device)
-    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-    t0 = time.time()
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-        waves, members = sample_mixtures(rng, data, batch)
-        enc.train()
-        emb, logit, pitch = enc(torch.from_numpy(waves).to(device))
-        loss, cos = hungarian_loss(emb, logit, pitch, [targets[torch.as_tensor(m)] for m in members],
-                                   [pitch_all[torch.as_tensor(m)] for m in members])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 25 == 0 or step == steps - 1:
-            row = {"stage": "multi-audio", "step": step, "loss": round(float(loss.detach()), 4),
-                   "matched_cos": round(cos, 4), "seconds": round(time.time() - t0, 1)}
-            log.append(row)
-            print(json.dumps(row), flush=True)
-    enc.eval()
-
-
 def finetune_audio(folder: str | Path, audio_data: str | Path, *, steps: int, seed: int = 0,
                    batch: int = 32, threads: int = 2) -> Path:
     """Load the model in ``folder``, fine-tune its multi encoder on real audio mixtures, save in place."""
@@ -442,7 +413,8 @@ def finetune_audio(folder: str | Path, audio_data: str | Path, *, steps: int, se
     tr = dict(np.load(Path(audio_data) / "train.npz"))
     log = json.loads((folder / "train_log.json").read_text()) if (folder / "train_log.json").is_file() else []
     t0 = time.time()
-    finetune_multi_audio(model, tr, steps=steps, batch=batch, seed=seed, device=_device(), log=log)
+    train_multi(model, tr, steps=steps, batch=batch, seed=seed, device=_device(), log=log, lr=3e-4, warm=0,
+                stage="multi-audio", seed_offset=2)
     model.cfg.extra.update({"finetune_audio_steps": steps, "finetune_audio_batch": batch,
                             "finetune_audio_minutes": round((time.time() - t0) / 60, 1)})
     save(model.cpu().eval(), folder)

@@ -15,7 +15,6 @@ committed after that, and the index files are replaced atomically; a bad file ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.atomic import atomic_path, atomic_write_text
+from engines.core.atomic import atomic_path, atomic_write_text, file_digest
 from engines.core.errors import CorruptFileError, EngineError, NotFoundError
 from engines.core.home import DataHome
 from engines.core.jobs import JobContext
@@ -64,11 +63,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 
 
 def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
