@@ -28,17 +28,20 @@ BC
 
 Chords are compared in the vocabulary of :data:`engines.generate.theory.CHORD_VOCAB`
 (maj, min, dim, aug, sus4, 7, maj7, m7, m7b5). The *audio* estimators use only the rendered
-WAV: librosa beat tracking for tempo, mean CQT chroma with Krumhansl-Schmuckler for the key,
-beat-synchronous chroma with chord templates for chords, and the periodicity of harmonic
-change and low-frequency accents over the tracked beats for the beat count. The *MIDI*
-estimators use the notes (key from the duration-weighted pitch-class histogram, chords per
-bar from the sounding notes, tempo and meter from the file's meta events).
+WAV (:func:`estimate_from_audio`): librosa beat tracking; semitone chroma from a 36-bin CQT with
+harmonic partials suppressed, split into bass and treble; a key profile for the key; chord
+templates decoded by a Viterbi pass jointly with the bar length and phase, which also decides the
+tempo octave (a subdivision tracked as the beat shows as 6 or 8 beats per chord) and the beat
+count. The *MIDI* estimators use the notes (key from the duration-weighted pitch-class
+histogram, chords per bar from the sounding notes, tempo and meter from the file's meta events).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -105,10 +108,266 @@ class AudioEstimate:
     beats_per_bar: int
 
 
-def estimate_from_audio(y: np.ndarray, sr: int) -> AudioEstimate:
-    """Tempo, key, chord sequence and beats per bar from a mono signal (audio only)."""
+CHORD_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "chords"
+
+#: key profiles (major, minor), pitch class 0 = tonic
+KEY_PROFILES = {
+    "krumhansl": (theory.KK_MAJOR, theory.KK_MINOR),
+    # Temperley (2001), "What's key for key?"
+    "temperley": (np.array([5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0]),
+                  np.array([5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0])),
+    # Albrecht & Shanahan (2013)
+    "albrecht": (np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081]),
+                 np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052])),
+}
+#: settings of the audio estimators (chosen on the reference pieces of bench/generate_estimators.py
+#: rendered with the default SoundFont, seed 7; validated on other seeds and SoundFonts; never on
+#: the evaluation prompts)
+AUDIO_SETTINGS: dict[str, float | str] = {
+    "key_profile": "albrecht", "cqt_bins_per_semitone": 3, "bass_weight": 1.0, "edge_weight": 1.0,
+    "harmonic_suppression": 0.6,
+    "seventh_penalty": 0.06, "bass_root_weight": 0.3, "bass_fifth_weight": 0.0, "hpss": 0.0,
+    # chord decoder: change probabilities by metrical position, a diatonic bonus, emission temperature
+    "p_change_bar": 0.8, "p_change_beat": 0.005, "key_prior": 0.05,
+    "temperature": 0.05,
+    # "learned": chord emissions from a model trained by engines/generate/chord_train.py (in
+    # chord_model_dir; bonuses in nats) instead of the templates. Experimental and off: better
+    # on reference pieces, not on simple block-chord renders (BENCHMARKS.md); no weights ship
+    "chord_model": "templates", "chord_model_dir": str(CHORD_MODEL_DIR), "learned_key_prior": 0.5,
+    "learned_seventh_penalty": 1.0,
+    # tempo level: a tracked beat is ternary when its thirds carry ternary_ratio x the onset
+    # strength of its half; runs shorter than min_run beats are dropped
+    "ternary_ratio": 1.3, "max_tempo": 180.0, "min_run": 1,
+    # continue the tracked beat grid to the start and end of the signal (1) or not (0): better on
+    # dev data, not on the validation references (A320U TB 0.97 -> 0.90), so off
+    "extend_beats": 0.0,
+}
+_HARMONICS = ((12, 1.0), (19, 1.0), (24, 0.8), (28, 0.8), (31, 0.6), (34, 0.4), (36, 0.4))
+
+
+def _suppress_harmonics(C: np.ndarray, amount: float) -> np.ndarray:
+    """Greedy removal of the upper partials of each semitone bin, lowest first.
+
+    ``C`` is a magnitude CQT ``(n_bins, n_frames)`` with 12 bins per octave; each bin's
+    energy is taken as a fundamental and ``amount`` x (1/h) of it is removed from the bins
+    of its harmonics h = 2..8 (what a piano or string tone adds to the fifth and the major
+    third of a note would otherwise read as chord tones).
+    """
+    X = C.copy()
+    n = X.shape[0]
+    for p in range(n):
+        f = X[p]
+        for off, w in _HARMONICS:
+            q = p + off
+            if q < n:
+                h = {12: 2, 19: 3, 24: 4, 28: 5, 31: 6, 34: 7, 36: 8}[off]
+                X[q] = np.maximum(X[q] - amount * w * f / h, 0.0)
+    return X
+
+
+def _semitone_cqt(y: np.ndarray, sr: int, hop: int, fmin_midi: int, per_semitone: int) -> np.ndarray:
+    """Magnitude CQT ``(84, n_frames)``, one row per semitone from ``fmin_midi``.
+
+    With ``per_semitone`` = 3 the transform has 36 bins per octave (three times narrower filters
+    than a 12-bin one, so a note leaks far less into its neighbouring semitones, which is what
+    confuses a major third with a minor one) and keeps each semitone's centre bin, tuned to
+    the signal's estimated tuning.
+    """
     import librosa
 
+    k = max(1, per_semitone)
+    tuning = float(librosa.estimate_tuning(y=y, sr=sr)) if k > 1 else 0.0
+    fmin = librosa.midi_to_hz(fmin_midi + tuning - (k // 2) / k)
+    C = np.abs(librosa.cqt(y, sr=sr, hop_length=hop, fmin=fmin, n_bins=84 * k, bins_per_octave=12 * k))
+    return C[k // 2::k]
+
+
+def _fold(C: np.ndarray, fmin_midi: int) -> np.ndarray:
+    out = np.zeros((12, C.shape[1]))
+    for i in range(C.shape[0]):
+        out[(fmin_midi + i) % 12] += C[i]
+    return out
+
+
+def estimate_key_from_chroma(chroma: np.ndarray, *, profile: str = "temperley") -> tuple[theory.Key, float]:
+    """Best major/minor key for a 12-bin (duration-weighted) chroma with the named key profile."""
+    c = np.asarray(chroma, np.float64)
+    if c.shape != (12,) or not np.isfinite(c).all() or c.std() < 1e-12:
+        return theory.Key(0, "major"), 0.0
+    best = (-2.0, theory.Key(0, "major"))
+    for mode, prof in zip(("major", "minor"), KEY_PROFILES[profile], strict=True):
+        for tonic in range(12):
+            r = float(np.corrcoef(c, np.roll(prof, tonic))[0, 1])
+            if r > best[0]:
+                best = (r, theory.Key(tonic, mode))
+    return best[1], best[0]
+
+
+def _chord_scores(treble: np.ndarray, bass: np.ndarray, s: dict[str, float | str],
+                  key: theory.Key | None = None) -> np.ndarray:
+    """Template scores ``(n_labels, n_frames)``: cosine of treble chroma and chord template,
+    a bonus where the bass chroma peaks on the chord's root (a smaller one where it is on the
+    chord's fifth: the alternating root-fifth bass of most accompaniments), a prior favouring triads and,
+    given an (estimated) key, a bonus for chords whose tones are all in its scale (the
+    harmonic minor's raised seventh included)."""
+    T = theory.TEMPLATES / np.linalg.norm(theory.TEMPLATES, axis=1, keepdims=True)
+    tn = treble / (np.linalg.norm(treble, axis=0, keepdims=True) + 1e-9)
+    sims = T @ tn
+    roots = np.array([theory.PITCH_NAMES.index(lab.split(":")[0]) for lab in theory.TEMPLATE_LABELS])
+    bn = bass / (bass.max(axis=0, keepdims=True) + 1e-9)
+    fifths = (roots + np.array([7 if lab.split(":")[1] not in ("dim", "hdim7", "aug") else
+                                (6 if lab.split(":")[1] != "aug" else 8) for lab in theory.TEMPLATE_LABELS])) % 12
+    sims = sims + float(s["bass_root_weight"]) * bn[roots] + float(s["bass_fifth_weight"]) * bn[fifths]
+    prior = np.array([{"maj": 0.0, "min": 0.0, "dim": -0.08, "aug": -0.15, "sus4": -0.12}.get(
+        lab.split(":")[1], -float(s["seventh_penalty"])) for lab in theory.TEMPLATE_LABELS])
+    if key is not None and float(s["key_prior"]) > 0:
+        scale = set(key.scale) | ({(key.tonic + 11) % 12} if key.is_minor else set())
+        diatonic = np.array([set(np.flatnonzero(t)) <= scale for t in theory.TEMPLATES])
+        prior = prior + float(s["key_prior"]) * diatonic
+    return sims + prior[:, None]
+
+
+@functools.lru_cache(maxsize=4)
+def _chord_model(path: str) -> dict[str, np.ndarray] | None:
+    """The learned chord emission model's weights (see :mod:`engines.generate.chord_train`)."""
+    f = Path(path) / "model.safetensors"
+    if not f.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return {k: v.astype(np.float64) for k, v in load_file(str(f)).items()}
+
+
+def _learned_scores(treble: np.ndarray, bass: np.ndarray, s: dict[str, float | str],
+                    key: theory.Key | None) -> np.ndarray:
+    """Log-probabilities ``(n_labels, n_beats)`` of the learned root-invariant chord model,
+    plus ``learned_key_prior`` nats for chords diatonic to the estimated key."""
+    from engines.generate.chord_train import features, rotations
+
+    w = _chord_model(str(s["chord_model_dir"]))
+    assert w is not None
+    X = np.stack([features(treble[:, j], bass[:, j]) for j in range(treble.shape[1])])
+    R = rotations(X).astype(np.float64)  # (n, 12, 24)
+    h = np.maximum(R @ w["0_weight"].T + w["0_bias"], 0.0)
+    out = h @ w["2_weight"].T + w["2_bias"]  # (n, 12 roots, Q)
+    logits = out.transpose(0, 2, 1).reshape(len(X), -1)  # (n, Q * 12): TEMPLATE_LABELS order
+    logits = logits - logits.max(1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    if key is not None and float(s["learned_key_prior"]) > 0:
+        scale = set(key.scale) | ({(key.tonic + 11) % 12} if key.is_minor else set())
+        diatonic = np.array([set(np.flatnonzero(t)) <= scale for t in theory.TEMPLATES])
+        logp = logp + float(s["learned_key_prior"]) * diatonic
+    # the training pieces hold sevenths in ~40 % of bars, far more than most music: a prior
+    # (in nats) back towards triads
+    seventh = np.array([lab.split(":")[1] in ("7", "maj7", "min7", "hdim7") for lab in theory.TEMPLATE_LABELS])
+    logp = logp - float(s["learned_seventh_penalty"]) * seventh
+    return logp.T
+
+
+def _viterbi(scores: np.ndarray, p_change: np.ndarray | float, *, temperature: float = 0.05
+             ) -> tuple[list[int], float]:
+    """Most likely label path and its log score: emission ``exp(scores / temperature)``,
+    a change of label into beat ``t`` with probability ``p_change[t]`` (spread uniformly over
+    the other labels), else the label stays."""
+    n, m = scores.shape
+    if m == 0:
+        return [], 0.0
+    pc = np.broadcast_to(np.asarray(p_change, np.float64), (m,))
+    logp = scores / temperature
+    logp = logp - logp.max(axis=0, keepdims=True)
+    acc = logp[:, 0].copy()
+    back = np.zeros((n, m), np.int64)
+    for t in range(1, m):
+        p = float(np.clip(pc[t], 1e-6, 1 - 1e-6))
+        stay, move = np.log1p(-p), np.log(p / (n - 1))
+        best_prev = int(np.argmax(acc))
+        cand_move = acc[best_prev] + move
+        cand_stay = acc + stay
+        take_stay = cand_stay >= cand_move
+        back[:, t] = np.where(take_stay, np.arange(n), best_prev)
+        acc = np.where(take_stay, cand_stay, cand_move) + logp[:, t]
+    path = [int(np.argmax(acc))]
+    best = float(acc[path[0]])
+    for t in range(m - 1, 0, -1):
+        path.append(int(back[path[-1], t]))
+    return path[::-1], best
+
+
+def _key(treb_c: np.ndarray, bass_c: np.ndarray, tempo: float, s: dict[str, float | str]) -> theory.Key:
+    """Key profile correlated with treble + bass chroma, the first and last 4 beats weighted more."""
+    sr_a, hop = 22050, 512
+    w = np.ones(treb_c.shape[1])
+    edge = int(round(4 * 60.0 / tempo * sr_a / hop))
+    w[:edge] += float(s["edge_weight"])
+    w[-edge - int(sr_a / hop):] += float(s["edge_weight"])
+    kc = (treb_c * w).sum(1) + float(s["bass_weight"]) * (bass_c * w).sum(1)
+    return estimate_key_from_chroma(kc / (kc.sum() + 1e-9), profile=str(s["key_profile"]))[0]
+
+
+def _decode_bars(scores: np.ndarray, s: dict[str, float | str]) -> tuple[int, list[int]]:
+    """Bar length in beats (2, 3, 4, 6 or 8) and chord path of the best-scoring metrical model.
+
+    Model ``(L, phase)`` lets the chord change with probability ``p_change_bar`` on its bar
+    lines and ``p_change_beat`` elsewhere; each bar line where the chord stays costs
+    ``log(1 - p_change_bar)``, so a bar shorter than the music's harmonic rhythm pays for its
+    unused bar lines and a longer one for the changes it must place off its bar lines.
+    """
+    m = scores.shape[1]
+    best: tuple[float, int, list[int]] = (-np.inf, 4, [])
+    for L in (2, 3, 4, 6, 8):
+        if m < 2 * L + 1 and L != 2:
+            continue
+        for ph in range(L):
+            pos = (np.arange(m) - ph) % L
+            pch = np.where(pos == 0, float(s["p_change_bar"]), float(s["p_change_beat"]))
+            path, sc = _viterbi(scores, pch, temperature=float(s["temperature"]))
+            if sc > best[0]:
+                best = (sc, L, path)
+    return best[1], best[2]
+
+
+def _ternary(onset: np.ndarray, beats: np.ndarray) -> float:
+    """Onset strength at the thirds of each tracked beat over that at its half (> 1: the beat
+    divides in three, as the dotted quarter of 6/8 does)."""
+    third, half = [], []
+    def at(a: int, b: int, f: float) -> float:
+        i = int(round(a + f * (b - a)))
+        return float(onset[max(i - 1, 0): i + 2].max()) if i < len(onset) else 0.0
+
+    for a, b in zip(beats[:-1], beats[1:], strict=True):
+        if b - a < 6:
+            continue
+        third.append((at(a, b, 1 / 3) + at(a, b, 2 / 3)) / 2)
+        half.append(at(a, b, 0.5))
+    if not third:
+        return 1.0
+    return float(np.mean(third) / (np.mean(half) + 1e-9))
+
+
+def _accent_period(acc: np.ndarray) -> int:
+    """2 or 3: the period of the strongest accents in a per-beat accent strength."""
+    best, best_p = -np.inf, 2
+    for p in (2, 3):
+        if len(acc) < 2 * p:
+            continue
+        v = max(float(acc[ph::p].mean()) for ph in range(p)) - float(acc.mean())
+        if v > best:
+            best, best_p = v, p
+    return best_p
+
+
+def audio_features(y: np.ndarray, sr: int, *, settings: dict[str, float | str] | None = None
+                   ) -> dict[str, np.ndarray | float]:
+    """What the audio estimators (and the chord model's training) read from a signal.
+
+    Returns ``beats`` (frame indices at 22050 Hz, hop 512), ``tracker_tempo``, ``onset``,
+    ``onset_bands`` (low / high), ``treble`` and ``bass`` chroma ``(12, n_frames)`` and their
+    beat-synchronous means ``treble_beats`` / ``bass_beats`` ``(12, n_beats + 1)`` (segment 0
+    runs up to the first beat).
+    """
+    import librosa
+
+    s = {**AUDIO_SETTINGS, **(settings or {})}
     y = np.asarray(y, np.float32)
     if y.ndim > 1:
         y = y.mean(axis=0) if y.shape[0] <= 2 else y.mean(axis=1)
@@ -116,38 +375,118 @@ def estimate_from_audio(y: np.ndarray, sr: int) -> AudioEstimate:
     if sr != sr_a:
         y = librosa.resample(y, orig_sr=sr, target_sr=sr_a)
     hop = 512
+    if float(s["hpss"]) > 0:
+        y_h = librosa.effects.harmonic(y, margin=float(s["hpss"]))
+    else:
+        y_h = y
+    onset_bands = librosa.onset.onset_strength_multi(y=y, sr=sr_a, hop_length=hop, channels=[0, 12, 128])
     onset = librosa.onset.onset_strength(y=y, sr=sr_a, hop_length=hop)
-    tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr_a, hop_length=hop)
-    tempo = float(np.atleast_1d(tempo)[0])
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr_a, hop_length=hop)
-    key, _ = theory.estimate_key(chroma.mean(axis=1))
-    if len(beats) < 2:
-        return AudioEstimate(tempo, key, [], 4)
-    sync = librosa.util.sync(chroma, beats, aggregate=np.median)  # (12, n_beats + 1)
-    labels = [theory.match_chord(sync[:, i])[0] for i in range(sync.shape[1])]
-    # harmonic change and low-end accents per beat -> beats per bar
-    nov = np.r_[0.0, [1.0 - _cos(sync[:, i], sync[:, i - 1]) for i in range(1, sync.shape[1])]]
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop))
-    low = S[: int(200 / (sr_a / 2048))].sum(axis=0)
-    low_b = librosa.util.sync(low[None, :], beats, aggregate=np.max)[0]
-    low_b = low_b / (low_b.max() + 1e-9)
-    acc = nov / (nov.max() + 1e-9) + 0.5 * low_b[: len(nov)]
-    best, best_m = -1e9, 4
-    for m in (2, 3, 4):
-        if len(acc) < 2 * m:
-            continue
-        score = max(float(acc[ph::m].mean() - acc.mean()) for ph in range(m))
-        score *= {2: 0.9, 3: 1.0, 4: 1.05}[m]
-        if score > best:
-            best, best_m = score, m
-    # chords: merge single-beat blips, then runs
-    merged = []
-    for i, lab in enumerate(labels):
-        if 0 < i < len(labels) - 1 and labels[i - 1] == labels[i + 1] and lab != labels[i - 1]:
-            lab = labels[i - 1]
-        merged.append(lab)
-    runs = _collapse_runs(merged, min_len=2)
-    return AudioEstimate(tempo, key, runs, best_m)
+    tempo_ac, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr_a, hop_length=hop)
+    tempo = float(np.atleast_1d(tempo_ac)[0])
+    if float(s["extend_beats"]) > 0 and len(beats) >= 4:
+        beats = _extend_beats(np.asarray(beats, np.int64), len(onset))
+    fmin_midi = 24  # C1
+    C = _semitone_cqt(y_h, sr_a, hop, fmin_midi, int(s["cqt_bins_per_semitone"]))
+    if float(s["harmonic_suppression"]) > 0:
+        C = _suppress_harmonics(C, float(s["harmonic_suppression"]))
+    split = 48 - fmin_midi  # C3
+    bass_c = _fold(C[:split], fmin_midi)
+    treb_c = _fold(C[split:], fmin_midi + split)
+    bl = [int(b) for b in beats]
+    treb_b = librosa.util.sync(treb_c, bl, aggregate=np.mean) if len(bl) else treb_c.mean(1, keepdims=True)
+    bass_b = librosa.util.sync(bass_c, bl, aggregate=np.mean) if len(bl) else bass_c.mean(1, keepdims=True)
+    return {"beats": np.asarray(beats, np.int64), "tracker_tempo": tempo, "onset": onset, "onset_bands": onset_bands,
+            "treble": treb_c, "bass": bass_c, "treble_beats": treb_b, "bass_beats": bass_b}
+
+
+def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | str] | None = None
+                        ) -> AudioEstimate:
+    """Tempo, key, chord sequence and beats per bar from a mono signal (audio only).
+
+    * beats: librosa's dynamic-programming beat tracker on the onset envelope (log-normal
+      tempo prior around 120 bpm); the beat period is a straight-line fit of the beat times;
+    * chroma: a 36-bin-per-octave CQT tuned to the signal, one centre bin per semitone (little
+      leakage between neighbouring semitones), upper partials removed greedily, folded into a
+      *bass* chroma (below C3) and a *treble* one, averaged per tracked beat;
+    * key: a key profile (Albrecht-Shanahan's by default) correlated with the treble chroma plus
+      the bass chroma, the first and last 4 beats weighted more;
+    * chords and metrical level together: beat-synchronous template scores (treble cosine, bass
+      on the root, a triad prior, a bonus for chords diatonic to the estimated key) decoded by a
+      Viterbi pass in which chords change on bar lines with probability ``p_change_bar`` and
+      elsewhere with ``p_change_beat``, for every bar length L of 2, 3, 4, 6 or 8 tracked beats
+      and every phase; the best-scoring (L, phase) wins (:func:`_decode_bars`);
+    * tempo octave and beats per bar from L: 8 or 6 tracked beats per bar means the tracker
+      followed a subdivision (4/4 or 3/4 at double speed, or the eighths of 6/8, told apart by
+      the period of the low-band accents), so the tempo is halved; 3 or 4 keep it; 2 with beats
+      that divide in three (onsets at the thirds of the beat) is 6/8 counted in dotted quarters
+      (quarter-note tempo = 1.5 x), 2 with binary beats is 4/4 at half speed (doubled while that
+      stays under ``max_tempo``). The assumption is the usual one of notated music: a chord
+      lasts one bar, bars hold 2-4 beats; a piece whose chords last two bars reads at double
+      tempo.
+    """
+
+    s = {**AUDIO_SETTINGS, **(settings or {})}
+    f = audio_features(y, sr, settings=s)
+    arr = {k: np.asarray(v) for k, v in f.items()}
+    beats, treb_c, bass_c, treb_b, bass_b = (arr[k] for k in ("beats", "treble", "bass", "treble_beats", "bass_beats"))
+    onset, onset_bands, tempo = arr["onset"], arr["onset_bands"], float(f["tracker_tempo"])
+    if len(beats) < 4:
+        return AudioEstimate(tempo, _key(treb_c, bass_c, tempo, s), [], 4)
+    tracked = _beat_tempo(beats, 512 / 22050)
+    # key (first pass, at the tracked tempo: it only sets the edge weights)
+    key = _key(treb_c, bass_c, tracked, s)
+    # chords and metrical level together: for each bar length L (in tracked beats) and phase,
+    # the best chord path when chords change on bar lines (else rarely); the best-scoring
+    # (L, phase) gives the chord sequence, the tempo octave and the beats per bar
+    if str(s["chord_model"]) == "learned" and _chord_model(str(s["chord_model_dir"])) is not None:
+        scores = _learned_scores(treb_b, bass_b, s, key)
+        s = {**s, "temperature": 1.0}
+    else:
+        scores = _chord_scores(treb_b, bass_b, s, key)
+    period, best_path = _decode_bars(scores, s)
+    max_tempo = float(s["max_tempo"])
+    if period == 8:
+        tempo, bpb = tracked / 2, 4
+    elif period == 6:
+        low = onset_bands[0][np.clip(beats, 0, onset_bands.shape[1] - 1)]
+        tempo, bpb = tracked / 2, (2 if _accent_period(low) == 3 else 3)
+    elif period == 2:
+        if _ternary(onset, beats) > float(s["ternary_ratio"]):
+            tempo, bpb = tracked * 1.5, 2
+        elif tracked * 2 <= max_tempo:
+            tempo, bpb = tracked * 2, 4
+        else:
+            tempo, bpb = tracked, 2
+    else:
+        tempo, bpb = tracked, period
+    energy = (treb_b + bass_b).sum(0)
+    labels = [theory.TEMPLATE_LABELS[i] if energy[j] > 1e-3 * energy.max() else "N"
+              for j, i in enumerate(best_path)]
+    runs = _collapse_runs(labels, min_len=int(s["min_run"]))
+    return AudioEstimate(tempo, key, runs, bpb)
+
+
+def _extend_beats(beats: np.ndarray, n_frames: int) -> np.ndarray:
+    """The tracked beat grid continued at its median period back to the start of the signal and
+    on to its end (the tracker drops weak leading and trailing beats; the chords under them
+    would otherwise be one long segment that the decoder merges into its neighbour)."""
+    period = float(np.median(np.diff(beats)))
+    if period < 2:
+        return beats
+    head = np.arange(beats[0] - period, -0.5 * period, -period)[::-1]
+    tail = np.arange(beats[-1] + period, n_frames - 0.5 * period, period)
+    out = np.r_[head, beats, tail]
+    return np.unique(np.clip(np.round(out), 0, n_frames - 1).astype(np.int64))
+
+
+def _beat_tempo(beats: np.ndarray, frame_s: float) -> float:
+    """Tempo from a straight-line fit of the beat times (sub-frame precision; the tracker's
+    own estimate is quantised to the autocorrelation lag, ~2 % at 120 bpm)."""
+    b = np.asarray(beats, np.float64)
+    if len(b) >= 6:
+        b = b[1:-1]  # the first and last beats are the least reliable
+    period = float(np.polyfit(np.arange(len(b)), b, 1)[0]) * frame_s
+    return 60.0 / period
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -229,8 +568,8 @@ def music_stats(notes: Sequence[tuple[int, float, float]], key: theory.Key, bar_
     in_scale = float(np.isin(arr[:, 0].astype(int) % 12, key.scale).mean())
     end = arr[:, 2].max()
     grid = np.arange(0, end, bar_s / 16)
-    poly = np.array([((arr[:, 1] <= t) & (arr[:, 2] > t)).sum() for t in grid])
-    poly = float(poly[poly > 0].mean()) if (poly > 0).any() else 0.0
+    counts = np.array([((arr[:, 1] <= t) & (arr[:, 2] > t)).sum() for t in grid])
+    poly = float(counts[counts > 0].mean()) if (counts > 0).any() else 0.0
     density = len(arr) / max(end / bar_s, 1e-9)
     return {"pc": pc, "iv": ivh, "in_scale": in_scale, "polyphony": poly, "density": density}
 
