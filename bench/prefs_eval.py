@@ -14,13 +14,14 @@ line; its taste was fixed before this script was run and the learner never calls
    of the held-out prompts (prompts never seen in training).
 2. **Fine-tuning.** ``engines.feedback.finetune.run_finetune`` (the code behind ``studio prefs
    finetune``) with the reward trained on all training votes, starting from the shipped model,
-   writes a version into a scratch data home. Then base and fine-tuned generate the same
+   writes a version into a scratch data home (Diffusion-DPO on reward-ranked samples). Then base and fine-tuned generate the same
    ``--new-prompts`` NEW prompts with the same seeds, and the rater judges each pair: the win
    rate of the fine-tuned model (ties count half), with MusicRL-RU's 66.7 % alongside, and the
    control adherence (key, tempo, chords; MIDI-side and audio-side) of both.
 
 Pieces and features are cached under ``data/prefs_eval`` (git-ignored), keyed by the model, the
-prompt and the seed. Results: ``bench/out/prefs_eval.json``.
+prompt and the seed — not by the generator's code: after changing the generator, pass a new
+``--data`` folder (the recorded run used ``data/prefs_eval_v2``). Results: ``bench/out/prefs_eval.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from engines.feedback import rater as RT  # noqa: E402
 from engines.feedback.features import audio_signal_features, midi_features, vector  # noqa: E402
+from engines.feedback.finetune import DEFAULTS as FT_DEFAULTS  # noqa: E402
 
 MUSICRL_RU = 0.667
 STYLES = ("pop", "lofi", "classical", "chorale", "jazz", "rock", "cinematic", "folk", "ambient")
@@ -170,13 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--new-prompts", type=int, default=16)
     ap.add_argument("--new-seeds", type=int, default=3)
+    ap.add_argument("--new-prompt-seed", type=int, default=1234,
+                    help="which new prompts judge the fine-tuned model (1234: the set beta was chosen on; "
+                         "use another for an unbiased check)")
     ap.add_argument("--vote-counts", default="50,200,1000")
     ap.add_argument("--repeats", type=int, default=3, help="random vote subsets per count")
-    ap.add_argument("--ft-steps", type=int, default=200)
+    ap.add_argument("--ft-steps", type=int, default=FT_DEFAULTS["steps"])
     ap.add_argument("--ft-samples", type=int, default=4)
     ap.add_argument("--ft-prompts", type=int, default=36)
-    ap.add_argument("--ft-lr", type=float, default=1e-4)
-    ap.add_argument("--ft-beta", type=float, default=2.0)
+    ap.add_argument("--ft-lr", type=float, default=FT_DEFAULTS["lr"])
+    ap.add_argument("--ft-beta", type=float, default=FT_DEFAULTS["beta"], help="Diffusion-DPO beta")
     ap.add_argument("--model", default="default")
     ap.add_argument("--bars", type=int, default=4)
     ap.add_argument("--data", type=Path, default=REPO / "data" / "prefs_eval")
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     print("fine-tuned:", {k: rep[k] for k in ("version", "samples", "steps", "metrics")}, flush=True)
     ft_engine = Engine.from_pretrained(rep["path"], device="cpu")
     ft_pieces = Pieces(a.data, ft_engine, f"ft-{a.model}-{int(time.time())}")
-    new_p = make_prompts(a.new_prompts, seed=1234, bars=a.bars)
+    new_p = make_prompts(a.new_prompts, seed=a.new_prompt_seed, bars=a.bars)
     wins = ties = losses = 0
     b_recs, f_recs = [], []
     for i, p in enumerate(new_p):

@@ -1,4 +1,4 @@
-"""Fine-tune the generator on the votes: reward-weighted fine-tuning of the piano-roll diffusion.
+"""Fine-tune the generator on the votes: Diffusion-DPO on reward-ranked samples of the model.
 
 Method (what ``studio prefs finetune`` runs)
 -------------------------------------------
@@ -10,22 +10,23 @@ Method (what ``studio prefs finetune`` runs)
    layer, :meth:`~engines.generate.engine.Engine._on_model_notes`), and each piece is rendered
    in memory and scored by the learned reward (:mod:`engines.feedback.reward`, trained on the
    votes; trained first if there is none).
-3. Within a prompt, rewards become advantages ``A = (r - mean) / std`` and weights
-   ``w = exp(beta * A)`` (normalised to mean 1): the denoising loss of the shipped training
-   recipe (v-prediction, note cells weighed up, condition dropout for guidance) is applied to
-   those samples, weighted by ``w``, only on the roles the model writes for that style (the
-   style layer's comping / bass are rules and are not trained).
+3. Within a prompt, samples are paired best-with-worst by reward, and the Diffusion-DPO loss
+   (Wallace et al., 2023; :func:`train_dpo`) is applied with the frozen parent as reference,
+   only on the roles the model writes for that style (the style layer's comping / bass are
+   rules and are not trained).
 4. A short check compares parent and new version on the same prompts with fresh seeds: mean
    reward and the MIDI-side control adherence of ``engines/generate/eval.py`` (key CK/CKD,
    chords ECM/CMAO). The new version is selected only if adherence did not drop by more than
    ``ADHERENCE_TOLERANCE``.
 
-Why not Diffusion-DPO on the voted files: the stored MIDI of a vote is the *mixed* result
-(the melody can share one track with style-layer comping and bass; the constraint layer has
-moved notes), so the model's own planes cannot be recovered from it, and a DPO loss on notes the
-network did not write pushes it towards the rule layers' output. Sampling from the model keeps
-the training target exactly on the model's own distribution, and the reward model carries the
-votes' taste. It runs in minutes on two CPU threads.
+Why the model's own samples and not the voted files: the stored MIDI of a vote is the *mixed*
+result (the melody can share one track with style-layer comping and bass; the constraint layer
+has moved notes), so the model's part cannot be separated from it reliably; the reward model
+carries the votes' taste to samples whose model part is known exactly. Why DPO and not
+reward-weighted regression on the same samples: regressing on picked notes also pulls the
+network's graded output towards the picked sparsity, which thinned the notes (the first two
+evaluation runs, BENCHMARKS.md); DPO moves the model only by the winner/loser difference, which
+cancels what both share. Minutes on two CPU threads for a few hundred votes.
 
 Nothing here writes the shipped weights: a version is a new folder under
 ``<home>/models/generate`` (:mod:`engines.feedback.versions`).
@@ -52,7 +53,7 @@ from engines.feedback import versions as V
 ADHERENCE_TOLERANCE = 0.05
 ADHERENCE_KEYS = ("CK", "CKD", "ECM", "CMAO")
 DEFAULTS: dict[str, Any] = {"steps": 120, "seed": 0, "samples_per_prompt": 4, "max_prompts": 16, "batch": 8,
-                            "lr": 1e-4, "beta": 2.0, "p_drop": 0.15, "check_prompts": 6, "threads": 2}
+                            "lr": 5e-5, "beta": 500.0, "p_drop": 0.15, "check_prompts": 6, "threads": 2}
 
 ProgressFn = Callable[[float, str], None]
 
@@ -76,7 +77,6 @@ class Sample:
     prompt: int
     midi: str
     reward: float = 0.0
-    weight: float = 1.0
 
 
 # --------------------------------------------------------------------------- prompts
@@ -180,90 +180,111 @@ def generate_samples(engine: Any, prompts: Sequence[dict[str, Any]], *, seeds: S
     return out
 
 
-def assign_weights(samples: Sequence[Sample], beta: float) -> None:
-    """Per prompt: ``w = exp(beta * (r - mean) / std)``, normalised to mean 1."""
-    by: dict[int, list[Sample]] = {}
-    for s in samples:
-        by.setdefault(s.prompt, []).append(s)
-    for group in by.values():
-        r = np.array([s.reward for s in group], np.float64)
-        sd = float(r.std())
-        a = (r - r.mean()) / sd if sd > 1e-9 else np.zeros_like(r)
-        w = np.exp(beta * np.clip(a, -3, 3))
-        w = w / w.mean()
-        for s, wi in zip(group, w, strict=True):
-            s.weight = float(wi)
-
-
 # --------------------------------------------------------------------------- training
 
-def _batch(samples: Sequence[Sample], rng: np.random.Generator, batch: int, window: int, p_drop: float
-           ) -> dict[str, np.ndarray]:
+def reward_pairs(samples: Sequence[Sample], *, min_gap: float = 0.0) -> list[tuple[Sample, Sample]]:
+    """Per prompt, (winner, loser) pairs by reward: best with worst, second best with second
+    worst, ... (pairs closer than ``min_gap`` in reward are left out)."""
+    by: dict[int, list[Sample]] = {}
+    for s in samples:
+        if s.roles:
+            by.setdefault(s.prompt, []).append(s)
+    out = []
+    for group in by.values():
+        g = sorted(group, key=lambda s: -s.reward)
+        for i in range(len(g) // 2):
+            w, lo = g[i], g[-1 - i]
+            if w.reward - lo.reward > min_gap:
+                out.append((w, lo))
+    return out
+
+
+def _window(s: Sample, start: int, window: int, p_drop_harmony: bool, cls_drop: bool
+            ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     from engines.generate import data as D
 
-    B = batch
-    x0 = np.zeros((B, D.N_TRACK_CH, D.N_PITCH, window), np.float32)
-    cond = np.zeros((B, D.N_COND_CH + D.N_KNOWN_CH, D.N_PITCH, window), np.float32)
-    cls = np.zeros(B, np.int64)
-    mask = np.zeros((B, D.N_TRACK_CH, 1, window), np.float32)
-    w = np.zeros(B, np.float32)
-    for b in range(B):
-        s = samples[int(rng.integers(len(samples)))]
-        spb = s.meter.steps_per_bar
-        n_bars = max(1, s.T // spb)
-        start = int(rng.integers(0, n_bars)) * spb
-        start = min(start, max(0, s.T - min(window, s.T)))
-        L = min(window, s.T - start)
-        x0[b] = -1.0
-        x0[b, :, :, :L] = s.planes[:, :, start:start + L]
-        c = D.cond_planes(s.chroma, s.bass, s.key, s.meter, start, window, s.T)
-        kn = D.known_planes(np.zeros((D.N_TRACK_CH, D.N_PITCH, window), np.float32),
-                            np.zeros((D.N_TRACKS, window), np.float32))
-        if rng.random() < p_drop:
-            c[list(D.HARMONY_CH)] = 0.0
-        cls[b] = 0 if rng.random() < p_drop else s.texture
-        cond[b, :D.N_COND_CH] = c
-        cond[b, D.N_COND_CH:] = kn
-        for r in s.roles:
-            mask[b, 2 * r:2 * r + 2, 0, :L] = 1.0
-        w[b] = s.weight
-    return {"x0": x0, "cond": cond, "cls": cls, "mask": mask, "w": w}
+    L = min(window, s.T - start)
+    x0 = np.full((D.N_TRACK_CH, D.N_PITCH, window), -1.0, np.float32)
+    x0[:, :, :L] = s.planes[:, :, start:start + L]
+    c = D.cond_planes(s.chroma, s.bass, s.key, s.meter, start, window, s.T)
+    if p_drop_harmony:
+        c[list(D.HARMONY_CH)] = 0.0
+    kn = D.known_planes(np.zeros((D.N_TRACK_CH, D.N_PITCH, window), np.float32),
+                        np.zeros((D.N_TRACKS, window), np.float32))
+    mask = np.zeros((D.N_TRACK_CH, 1, window), np.float32)
+    for r in s.roles:
+        mask[2 * r:2 * r + 2, 0, :L] = 1.0
+    return x0, np.concatenate([c, kn], 0), 0 if cls_drop else s.texture, mask
 
 
-def train_weighted(model: Any, samples: Sequence[Sample], *, steps: int, batch: int, lr: float, seed: int,
-                   p_drop: float, check: Callable[[], None] = lambda: None, progress: ProgressFn = _no_progress
-                   ) -> tuple[Any, list[float]]:
-    """A copy of ``model`` (RollDiffusion) fine-tuned with the reward-weighted denoising loss."""
+def train_dpo(model: Any, pairs: Sequence[tuple[Sample, Sample]], *, steps: int, batch: int, lr: float, seed: int,
+              beta: float, p_drop: float, check: Callable[[], None] = lambda: None,
+              progress: ProgressFn = _no_progress) -> tuple[Any, list[float]]:
+    """A copy of ``model`` fine-tuned with the Diffusion-DPO loss (Wallace et al., 2023).
+
+    For a (winner, loser) pair, with the same noise and timestep, the loss is
+    ``-log sigmoid(-beta * ((e_w - e_w_ref) - (e_l - e_l_ref)))``, where ``e`` is the denoising
+    error (v-prediction, mean over the cells of the roles the model wrote) of the model being
+    trained and ``e_ref`` that of the frozen parent. Only the *difference* between winner and
+    loser moves the model, so whatever both share (how sparse a picked target is compared with
+    the network's graded output, say) cancels out, and the parent anchors it.
+    """
     import torch
+    import torch.nn.functional as F
 
     from engines.generate.model import RollDiffusion, make_train_scheduler
 
+    if not pairs:
+        raise InputError("no pair of samples differed in reward, so there is nothing to prefer")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = model.cfg
+    ref = copy.deepcopy(model.unet).to("cpu").eval()
+    for prm in ref.parameters():
+        prm.requires_grad_(False)
     unet = copy.deepcopy(model.unet).to("cpu").train()
     sched = make_train_scheduler(cfg)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    usable = [s for s in samples if s.roles]
-    if not usable:
-        raise InputError("the generator wrote no track for these prompts (every role came from the style layer "
-                         "or was given), so there is nothing of the model's to fine-tune")
     window = int(cfg.window)
     losses: list[float] = []
     for i in range(int(steps)):
         check()
-        b = _batch(usable, rng, batch, window, p_drop)
-        x0 = torch.from_numpy(b["x0"])
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, cfg.num_train_timesteps, (batch,))
+        xs, cs, cls, ms = [], [], [], []
+        for _ in range(batch):
+            w, lo = pairs[int(rng.integers(len(pairs)))]
+            spb = w.meter.steps_per_bar
+            n_bars = max(1, min(w.T, lo.T) // spb)
+            start = int(rng.integers(0, n_bars)) * spb
+            start = min(start, max(0, min(w.T, lo.T) - min(window, min(w.T, lo.T))))
+            drop_h, drop_c = bool(rng.random() < p_drop), bool(rng.random() < p_drop)
+            for smp in (w, lo):
+                x0, c, k, m = _window(smp, start, window, drop_h, drop_c)
+                xs.append(x0)
+                cs.append(c)
+                cls.append(k)
+                ms.append(m)
+        x0 = torch.from_numpy(np.stack(xs))  # (2B, ...): winner, loser, winner, loser, ...
+        cond = torch.from_numpy(np.stack(cs))
+        klass = torch.from_numpy(np.array(cls, np.int64))
+        m = torch.from_numpy(np.stack(ms))
+        noise = torch.randn_like(x0[0::2]).repeat_interleave(2, dim=0)
+        t = torch.randint(0, cfg.num_train_timesteps, (batch,)).repeat_interleave(2)
         xt = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t) if cfg.prediction_type == "v_prediction" else noise
-        pred = unet(torch.cat([xt, torch.from_numpy(b["cond"])], 1), t, class_labels=torch.from_numpy(b["cls"]))
-        m = torch.from_numpy(b["mask"])
-        cw = m * (1.0 + 4.0 * (x0 > 0).float())  # note cells weighed up, as in engines.generate.train
-        per = ((pred - target) ** 2 * cw).sum(dim=(1, 2, 3)) / cw.sum(dim=(1, 2, 3)).clamp_min(1.0)
-        wt = torch.from_numpy(b["w"])
-        loss = (per * wt).sum() / wt.sum().clamp_min(1e-6)
+        inp = torch.cat([xt, cond], 1)
+
+        def err(net: Any, inp: Any = inp, target: Any = target, m: Any = m, klass: Any = klass,
+                t: Any = t) -> Any:
+            pred = net(inp, t, class_labels=klass)
+            mm = m.expand_as(pred)
+            return ((pred - target) ** 2 * mm).sum(dim=(1, 2, 3)) / mm.sum(dim=(1, 2, 3)).clamp_min(1.0)
+
+        e = err(unet)
+        with torch.no_grad():
+            e_ref = err(ref)
+        d = (e - e_ref)
+        diff = d[0::2] - d[1::2]
+        loss = -F.logsigmoid(-beta * diff).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -374,10 +395,10 @@ def run_finetune(home: Any, *, prompts: list[dict[str, Any]], reward_model: Any,
         seeds = [[int(rng.integers(1, 2**31 - 1)) for _ in range(samples_per_prompt)] for _ in prompts]
         samples = generate_samples(eng, prompts, seeds=seeds, reward=rm, out_dir=str(tmp_out / "train"),
                                    check=check, progress=lambda f, m: prog(0.05 + 0.35 * f, m))
-        assign_weights(samples, beta)
-        new_model, losses = train_weighted(eng.model, samples, steps=steps, batch=batch, lr=lr, seed=seed,
-                                           p_drop=DEFAULTS["p_drop"], check=check,
-                                           progress=lambda f, m: prog(0.4 + 0.4 * f, m))
+        pairs = reward_pairs(samples)
+        new_model, losses = train_dpo(eng.model, pairs, steps=steps, batch=batch, lr=lr, seed=seed,
+                                      beta=beta, p_drop=DEFAULTS["p_drop"], check=check,
+                                      progress=lambda f, m: prog(0.4 + 0.4 * f, m))
         # check on fresh seeds: parent vs new, the same prompts and seeds
         cp = prompts[:max(1, min(check_prompts, len(prompts)))]
         cseeds = [[int(rng.integers(1, 2**31 - 1)) for _ in range(2)] for _ in cp]
@@ -398,7 +419,7 @@ def run_finetune(home: Any, *, prompts: list[dict[str, Any]], reward_model: Any,
     metrics = {"check_before": before, "check_after": after, "adherence_drop": round(drop, 4),
                "final_loss": round(float(np.mean(losses[-20:])), 4), "minutes": round(minutes, 2)}
     meta = {"parent": parent_label, "base_model": source if not Path(source).is_dir() else parent_label,
-            "method": "reward-weighted fine-tuning (model samples scored by the reward model)",
+            "method": "Diffusion-DPO on reward-ranked pairs of the model's own samples",
             "reward_version": rm.version if rm else None, "votes_used": n_votes, "prompts": len(prompts),
             "samples": len(samples), "steps": int(steps), "batch": int(batch), "lr": lr, "beta": beta, "seed": int(seed),
             "created": time.time(), "command": command, "metrics": metrics}
