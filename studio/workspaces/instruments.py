@@ -35,7 +35,8 @@ from studio.state import GuiState
 from studio.widgets.player import Player
 from studio.widgets.sources import SourcesPanel, SourcesSpec
 
-HONEST_NOTE = "Matches are approximate: the shipped model is small (see BENCHMARKS.md)."
+HONEST_NOTE = ("Matches are approximate: well above chance on unseen SoundFonts, weaker on real "
+               "recordings (see BENCHMARKS.md).")
 SOUNDFONT_EXTENSIONS = (".sf2", ".sf3")
 SONG_FILTER = "Audio (*.wav *.flac *.mp3 *.ogg *.aiff *.aif *.m4a);;All files (*)"
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
