@@ -33,8 +33,9 @@ def enable(api: PluginAPI) -> None:
     )
     api.register_command(
         id="prefs.finetune", title="Fine-tune the generator on my votes", handler=f"{_H}:finetune",
-        description="Reward-weighted fine-tuning of the generator on its own samples for your voted prompts; "
-                    "creates a new model version and selects it (unless control adherence dropped).",
+        description="Diffusion-DPO fine-tuning of the generator: its own samples for your voted prompts, "
+                    "ranked by the reward model trained on your votes; creates a new model version and "
+                    "selects it (unless control adherence dropped).",
         params=(Param("steps", "int", default=120, minimum=1, maximum=20000, help="training steps"),
                 Param("seed", "int", default=0),
                 Param("base", "str", help="version to start from: base, gNNN or debug (default: the selected one)"),
