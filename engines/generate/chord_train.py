@@ -1,21 +1,27 @@
 """Train the audio chord model of the generation eval (``resources/models/chords``).
 
-    nice -n 10 python -m engines.generate.chord_train --pieces 160 --out DIR   # ~4 min on 2 cores
+    nice -n 10 python -m engines.generate.chord_train --workers 2     # ~5 min on 2 cores
 
-Experimental: the model is used only with ``AUDIO_SETTINGS["chord_model"] = "learned"`` and
-``chord_model_dir = DIR``. It beat the chord templates on validation reference pieces (PCM
-0.63 vs 0.47) and on dev prompts (0.50 vs 0.45), but misread plain block chords (Dm as D, Cmaj7
-as C) in the tests, so no weights ship and the templates stay the default.
+Used by default (``AUDIO_SETTINGS["chord_model"] = "learned"``; the templates are the fallback
+when no weights are found). The audio estimators of :mod:`engines.generate.eval` decode chords
+from beat-synchronous treble and bass chroma. This script learns their emission model: a
+root-invariant network (the same small MLP scores every quality on the chroma rotated to each of
+the 12 roots, so one chord seen in C teaches all keys) trained on rendered pieces with a known
+chord per bar, all rendered with FluidR3_GM only:
 
-The audio estimators of :mod:`engines.generate.eval` decode chords from beat-synchronous
-treble and bass chroma. This script learns their emission model: a root-invariant network
-(the same small MLP scores every quality on the chroma rotated to each of the 12 roots, so
-one chord seen in C teaches all keys) trained on *reference pieces* (:func:`reference_piece`:
-known chords per bar, triads and seventh chords, block / repeated voicings, a root-fifth bass,
-a melody with passing notes, drums for half, programs drawn from several GM families)
-rendered with FluidR3_GM. Never the generator's output, never the evaluation prompts;
-validation: other seeds rendered with TimGM6mb and A320U (``bench/generate_estimators.py``).
-It writes safetensors weights, a config and metrics.json to ``--out``.
+* 100 *reference pieces* (:func:`reference_piece`: cadential progressions, block / repeated
+  voicings, root-fifth bass, a melody with passing notes, drums for half);
+* 220 *varied pieces* (:func:`varied_piece`: random mostly diatonic progressions over the whole
+  vocabulary; block chords per beat / bar / eighth, arpeggios, Alberti, off-beat comping, pads;
+  inversions and open voicings; bass held, root-fifth, walking or absent; melody on top or
+  none; 50-180 bpm; 4/4, 3/4, 6/8, 2/4; many GM programs);
+* 3 augmented copies of every beat (random gain per pitch class, noise, bass scaled, dropped
+  or mixed with the treble).
+
+Never the generator's output, never the evaluation prompts. Settings of the decoder were chosen
+on reference seed 7 (FluidR3_GM) and dev prompts (seed 1); validation: reference seed 2024
+rendered with TimGM6mb and A320U (``bench/generate_estimators.py``). It writes safetensors
+weights, a config and metrics.json to ``--out``.
 """
 
 from __future__ import annotations
@@ -103,6 +109,139 @@ def reference_piece(rng: np.random.Generator) -> tuple[Song, dict]:
     return song, {"key": key, "tempo": tempo, "meter": meter, "chords": chords, "drums": with_drums}
 
 
+_QUALITY_WEIGHTS = {"": 0.3, "m": 0.25, "7": 0.1, "maj7": 0.07, "m7": 0.08, "dim": 0.05, "aug": 0.04, "sus4": 0.05,
+                    "m7b5": 0.06}
+_WIDE_PROGRAMS = {"keys": (0, 1, 2, 4, 5, 6, 11, 16, 19, 24, 25, 26, 46, 48, 49, 52, 88, 89),
+                  "bass": (32, 33, 34, 35, 38, 42, 43, 0),
+                  "melody": (0, 40, 41, 56, 60, 65, 68, 71, 73, 80, 81, 11, 24)}
+_PATTERNS = ("block_beats", "block_bar", "arpeggio", "alberti", "offbeat", "pad", "block_eighths", "test_block")
+
+
+def varied_piece(rng: np.random.Generator) -> tuple[Song, dict]:
+    """A training piece with a known chord per bar, more varied than :func:`reference_piece`:
+    random (mostly diatonic) progressions over the whole vocabulary, one accompaniment pattern
+    per piece (block chords per beat / per bar / in eighths, arpeggios, Alberti bass, off-beat
+    comping, sustained pads), inversions and open voicings, a bass that holds the root, alternates
+    root and fifth, walks or is absent, an optional melody on top, tempo 50-180, 4/4 3/4 6/8 2/4."""
+    from engines.media.midi import Note, Track
+
+    minor = bool(rng.random() < 0.45)
+    tonic = int(rng.integers(12))
+    key = theory.Key(tonic, "minor" if minor else "major")
+    quals = list(_QUALITY_WEIGHTS)
+    qp = np.array(list(_QUALITY_WEIGHTS.values()))
+    qp = qp / qp.sum()
+    n_chords = int(rng.integers(3, 7))
+    chords: list[str] = []
+    if rng.random() < 0.4:  # a cadential progression of the reference kind
+        prog = (_MINOR if minor else _MAJOR)[int(rng.integers(len(_MINOR if minor else _MAJOR)))]
+        chords = [theory.pc_name(tonic + d) + q for d, q in prog]
+    else:
+        scale = list(key.scale)
+        for _ in range(n_chords):
+            root = int(rng.choice(scale)) if rng.random() < 0.8 else int(rng.integers(12))
+            q = str(rng.choice(quals, p=qp))
+            sym = theory.pc_name(root) + q
+            if chords and sym == chords[-1]:
+                continue
+            chords.append(sym)
+    meter = theory.parse_meter(str(rng.choice(["4/4", "4/4", "4/4", "3/4", "6/8", "2/4"])))
+    tempo = float(rng.integers(50, 181))
+    step = 60.0 / tempo / 4
+    spb, sbeat = meter.steps_per_bar, meter.steps_per_beat
+    pattern = str(rng.choice(_PATTERNS))
+    bass_style = str(rng.choice(["root", "root_fifth", "walk", "none", "root_beats"], p=[0.3, 0.3, 0.15, 0.1, 0.15]))
+    centre = int(rng.integers(50, 66))
+    inversion_p = float(rng.choice([0.0, 0.3, 0.7]))
+    open_voicing = bool(rng.random() < 0.25)
+    vel = int(rng.integers(55, 95))
+    with_melody = bool(rng.random() < 0.6)
+    keys, bass, mel, drums = [], [], [], []
+    prev_top = int(rng.integers(68, 80))
+    played = chords * 2
+    for b, sym in enumerate(played):
+        ch = theory.parse_chord(sym)
+        a = b * spb
+        pcs = [(ch.root + i) % 12 for i in ch.intervals]
+        lo = centre - 6 + int(rng.integers(0, 6)) if rng.random() < inversion_p else centre
+        if pattern == "test_block":
+            lo = 55
+        voicing = sorted(lo + ((pc - lo) % 12) for pc in pcs)
+        if open_voicing and len(voicing) >= 3:
+            voicing[1] += 12
+            voicing = sorted(voicing)
+        dur_all = spb
+        if pattern in ("block_beats", "test_block"):
+            for s in range(0, spb, sbeat):
+                keys += [Note(p, (a + s) * step, (a + s + sbeat) * step - 0.01, vel) for p in voicing]
+        elif pattern == "block_bar" or pattern == "pad":
+            keys += [Note(p, a * step, (a + dur_all) * step - 0.01, vel) for p in voicing]
+        elif pattern == "block_eighths":
+            for s in range(0, spb, 2):
+                keys += [Note(p, (a + s) * step, (a + s + 2) * step - 0.01, vel - (8 if s % sbeat else 0))
+                         for p in voicing]
+        elif pattern == "arpeggio":
+            d = int(rng.choice([1, 2]))
+            seq = voicing + [voicing[0] + 12] + voicing[1:][::-1] if rng.random() < 0.5 else voicing + [voicing[0] + 12]
+            for i, s in enumerate(range(0, spb, d)):
+                p = seq[i % len(seq)]
+                keys.append(Note(p, (a + s) * step, (a + s + d * 2) * step - 0.01, vel))
+        elif pattern == "alberti":
+            seq = [voicing[0], voicing[-1], voicing[1], voicing[-1]]
+            for i, s in enumerate(range(0, spb, 2)):
+                keys.append(Note(seq[i % 4], (a + s) * step, (a + s + 2) * step - 0.01, vel))
+        elif pattern == "offbeat":
+            for s in range(0, spb, sbeat):
+                o = s + sbeat // 2 if sbeat >= 2 else s
+                keys += [Note(p, (a + o) * step, (a + o + max(sbeat // 2, 1)) * step - 0.01, vel) for p in voicing]
+        root = 36 + (ch.bass - 36) % 12
+        if bass_style == "root":
+            bass.append(Note(root, a * step, (a + spb) * step - 0.02, 90))
+        elif bass_style == "root_beats":
+            for s in range(0, spb, sbeat):
+                bass.append(Note(root, (a + s) * step, (a + s + sbeat) * step - 0.02, 88))
+        elif bass_style == "root_fifth":
+            half = spb // 2 if spb >= 8 else sbeat
+            for i, s in enumerate(range(0, spb, half)):
+                p = root if i % 2 == 0 else root + (7 if 7 in ch.intervals else pcs[-1] - ch.root) % 12
+                bass.append(Note(p, (a + s) * step, (a + s + half) * step - 0.02, 90))
+        elif bass_style == "walk":
+            tones = [root] + [36 + (pc - 36) % 12 for pc in pcs[1:]]
+            for i, s in enumerate(range(0, spb, sbeat)):
+                p = tones[0] if i == 0 else int(rng.choice(tones))
+                bass.append(Note(p, (a + s) * step, (a + s + sbeat) * step - 0.02, 88))
+        if with_melody:
+            s = 0
+            in_key = list(key.scale)
+            while s < spb:
+                d = min(int(rng.choice([1, 2, 2, 4, 4, sbeat, 8])), spb - s)
+                on_beat = s % sbeat == 0
+                cands = [p for p in range(max(voicing[-1] + 1, 62), 90) if p % 12 in (pcs if on_beat else in_key)]
+                cands = cands or [p for p in range(62, 90) if p % 12 in pcs]
+                p = min(cands, key=lambda q: abs(q - prev_top) + rng.random() * 5)
+                prev_top = p
+                mel.append(Note(int(p), (a + s) * step, (a + s + d) * step - 0.01, int(rng.integers(80, 105))))
+                s += d
+        for s in range(0, spb, 2):
+            drums.append(Note(42, (a + s) * step, (a + s + 1) * step, 80 if s % sbeat == 0 else 60))
+        for s in range(0, spb, sbeat):
+            drums.append(Note(36 if (s // sbeat) % 2 == 0 else 38, (a + s) * step, (a + s + 1) * step, 100))
+    kprog = 0 if pattern == "test_block" else int(rng.choice(_WIDE_PROGRAMS["keys"]))
+    if pattern == "pad":
+        kprog = int(rng.choice([48, 49, 50, 52, 89, 19]))
+    tracks = [Track("keys", kprog, notes=keys)]
+    if bass:
+        tracks.append(Track("bass", 33 if pattern == "test_block" else int(rng.choice(_WIDE_PROGRAMS["bass"])),
+                            notes=bass))
+    if mel:
+        tracks.append(Track("melody", int(rng.choice(_WIDE_PROGRAMS["melody"])), notes=mel))
+    with_drums = bool(rng.random() < 0.5)
+    if with_drums:
+        tracks.append(Track("drums", 0, is_drum=True, notes=drums))
+    song = Song(tracks=tracks, tempo=tempo, time_signature=(meter.num, meter.den), key=key.name)
+    return song, {"key": key, "tempo": tempo, "meter": meter, "chords": chords, "drums": with_drums}
+
+
 def beat_examples(y: np.ndarray, sr: int, truth: dict) -> tuple[np.ndarray, np.ndarray]:
     """Features ``(n, 24)`` and labels ``(n,)`` (index into TEMPLATE_LABELS) per tracked beat."""
     from engines.generate import eval as E
@@ -141,23 +280,54 @@ def rotations(X: np.ndarray) -> np.ndarray:
                     axis=1)
 
 
-def build(n: int, seed: int, soundfont: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _render_examples(args: tuple[int, int, int, str | None, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Worker: pieces ``start..start+n`` of one seed's stream (kind "reference" or "varied")."""
     from engines.media.midi import read_midi, write_midi
     from engines.media.synth import render_song
 
-    rng = np.random.default_rng(seed)
-    Xs, Ys = [], []
+    seed, start, n, soundfont, kind = args
+    rng = np.random.default_rng([seed, start])
+    maker = varied_piece if kind == "varied" else reference_piece
+    Xs, Ys = [np.zeros((0, 24), np.float32)], [np.zeros(0, np.int64)]
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            song, truth = reference_piece(rng)
+            song, truth = maker(rng)
             path = write_midi(song, Path(tmp) / f"p{i}.mid")
             y = render_song(read_midi(path), sr=22050, stereo=False, soundfont=soundfont)[0]
             X, Y = beat_examples(y, 22050, truth)
             Xs.append(X)
             Ys.append(Y)
-            if (i + 1) % 20 == 0:
-                print(f"  {i + 1}/{n} pieces", flush=True)
     return np.concatenate(Xs), np.concatenate(Ys)
+
+
+def build(n: int, seed: int, soundfont: str | None, *, kind: str = "reference", workers: int = 1
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Beat features and labels of ``n`` rendered pieces, in chunks of 10 over ``workers`` processes."""
+    chunks = [(seed, s, min(10, n - s), soundfont, kind) for s in range(0, n, 10)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_render_examples, chunks)
+    else:
+        parts = [_render_examples(c) for c in chunks]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def augment(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` perturbed copies of the beat features: a random gain per pitch class (timbre,
+    voicing), additive noise, the bass scaled, dropped (no bass line) or mixed with the treble."""
+    out = [X]
+    for _ in range(copies):
+        t, b = X[:, :12].copy(), X[:, 12:].copy()
+        t = t * np.exp(rng.normal(0, 0.25, t.shape)) + np.abs(rng.normal(0, 0.03, t.shape))
+        b = b * np.exp(rng.normal(0, 0.3, b.shape)) + np.abs(rng.normal(0, 0.05, b.shape))
+        u = rng.random(len(X))[:, None]
+        b = np.where(u < 0.1, np.abs(rng.normal(0, 0.05, b.shape)), b)  # no bass
+        b = np.where((u >= 0.1) & (u < 0.25), 0.5 * b + 0.5 * t / (t.max(1, keepdims=True) + 1e-9), b)
+        out.append(np.concatenate([t / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-9),
+                                   b / (b.max(1, keepdims=True) + 1e-9)], axis=1).astype(np.float32))
+    return np.concatenate(out), np.tile(Y, copies + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,17 +335,31 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pieces", type=int, default=160)
-    ap.add_argument("--val-pieces", type=int, default=30)
+    ap.add_argument("--pieces", type=int, default=100, help="reference pieces (FluidR3_GM)")
+    ap.add_argument("--varied", type=int, default=220, help="varied pieces (FluidR3_GM, varied_piece)")
+    ap.add_argument("--augment", type=int, default=3, help="perturbed copies of each training beat")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=None, help="reuse / store the rendered features (.npz)")
+    ap.add_argument("--val-pieces", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=600)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=800)
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     torch.manual_seed(0)
-    X, Y = build(a.pieces, a.seed, TRAIN_SOUNDFONT)
-    Xv, Yv = build(a.val_pieces, a.seed + 500, None)  # other pieces, bundled TimGM6mb
+    if a.cache is not None and a.cache.is_file():
+        z = np.load(a.cache)
+        X0, Y0, Xv, Yv = z["X"], z["Y"], z["Xv"], z["Yv"]
+    else:
+        X0, Y0 = build(a.pieces, a.seed, TRAIN_SOUNDFONT, workers=a.workers)
+        if a.varied:
+            Xw, Yw = build(a.varied, a.seed + 1, TRAIN_SOUNDFONT, kind="varied", workers=a.workers)
+            X0, Y0 = np.concatenate([X0, Xw]), np.concatenate([Y0, Yw])
+        Xv, Yv = build(a.val_pieces, a.seed + 500, None, workers=a.workers)  # other pieces, bundled TimGM6mb
+        if a.cache is not None:
+            np.savez_compressed(a.cache, X=X0, Y=Y0, Xv=Xv, Yv=Yv)
+    X, Y = augment(X0, Y0, np.random.default_rng(a.seed), a.augment) if a.augment else (X0, Y0)
     print(f"{len(Y)} training beats, {len(Yv)} validation beats ({time.monotonic() - t0:.0f} s)")
     R, Rv = torch.from_numpy(rotations(X)), torch.from_numpy(rotations(Xv))
     yt, yv = torch.from_numpy(Y), torch.from_numpy(Yv)
@@ -205,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {"hidden": a.hidden, "qualities": QUALITIES, "features": "treble chroma / L2 norm, bass chroma / max; "
            "36-bin CQT centre bins, harmonics suppressed (engines.generate.eval.audio_features)"}
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", "utf-8")
-    metrics = {"train_pieces": a.pieces, "train_beats": int(len(Y)), "train_soundfont": Path(TRAIN_SOUNDFONT).name,
+    metrics = {"train_pieces": a.pieces, "train_varied_pieces": a.varied, "augment_copies": a.augment, "train_beats": int(len(Y)), "train_soundfont": Path(TRAIN_SOUNDFONT).name,
                "val_pieces": a.val_pieces, "val_beats": int(len(Yv)), "val_soundfont": "TimGM6mb.sf2",
                "train_beat_accuracy": round(tr_acc, 4), "val_beat_accuracy": round(va_acc, 4),
                "seed": a.seed, "epochs": a.epochs, "minutes": round((time.monotonic() - t0) / 60, 1)}

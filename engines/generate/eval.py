@@ -30,7 +30,8 @@ Chords are compared in the vocabulary of :data:`engines.generate.theory.CHORD_VO
 (maj, min, dim, aug, sus4, 7, maj7, m7, m7b5). The *audio* estimators use only the rendered
 WAV (:func:`estimate_from_audio`): librosa beat tracking; semitone chroma from a 36-bin CQT with
 harmonic partials suppressed, split into bass and treble; a key profile for the key; chord
-templates decoded by a Viterbi pass jointly with the bar length and phase, which also decides the
+scores per beat (a learned emission model, ``resources/models/chords``; chord templates as
+the fallback) decoded by a Viterbi pass jointly with the bar length and phase, which also decides the
 tempo octave (a subdivision tracked as the beat shows as 6 or 8 beats per chord) and the beat
 count. The *MIDI* estimators use the notes (key from the duration-weighted pitch-class
 histogram, chords per bar from the sounding notes, tempo and meter from the file's meta events).
@@ -130,11 +131,12 @@ AUDIO_SETTINGS: dict[str, float | str] = {
     # chord decoder: change probabilities by metrical position, a diatonic bonus, emission temperature
     "p_change_bar": 0.8, "p_change_beat": 0.005, "key_prior": 0.05,
     "temperature": 0.05,
-    # "learned": chord emissions from a model trained by engines/generate/chord_train.py (in
-    # chord_model_dir; bonuses in nats) instead of the templates. Experimental and off: better
-    # on reference pieces, not on simple block-chord renders (BENCHMARKS.md); no weights ship
-    "chord_model": "templates", "chord_model_dir": str(CHORD_MODEL_DIR), "learned_key_prior": 0.5,
-    "learned_seventh_penalty": 1.0,
+    # "learned" (default): chord emissions from the model trained by engines/generate/chord_train.py
+    # (resources/models/chords; bonuses in nats; the templates when no weights are found);
+    # "templates": the template scores above. learned_key_prior chosen on seed 7 and dev prompts
+    "chord_model": "learned", "chord_model_dir": str(CHORD_MODEL_DIR), "learned_key_prior": 1.0,
+    "learned_seventh_penalty": 1.0, "learned_temperature": 1.0,
+    "learned_first_weight": 1.0,
     # tempo level: a tracked beat is ternary when its thirds carry ternary_ratio x the onset
     # strength of its half; runs shorter than min_run beats are dropped
     "ternary_ratio": 1.3, "max_tempo": 180.0, "min_run": 1,
@@ -410,8 +412,10 @@ def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | s
       *bass* chroma (below C3) and a *treble* one, averaged per tracked beat;
     * key: a key profile (Albrecht-Shanahan's by default) correlated with the treble chroma plus
       the bass chroma, the first and last 4 beats weighted more;
-    * chords and metrical level together: beat-synchronous template scores (treble cosine, bass
-      on the root, a triad prior, a bonus for chords diatonic to the estimated key) decoded by a
+    * chords and metrical level together: beat-synchronous chord scores (by default the log-
+      probabilities of the learned model of :mod:`engines.generate.chord_train`; else templates:
+      treble cosine, bass on the root, a triad prior) plus a bonus for chords diatonic to the
+      estimated key, decoded by a
       Viterbi pass in which chords change on bar lines with probability ``p_change_bar`` and
       elsewhere with ``p_change_beat``, for every bar length L of 2, 3, 4, 6 or 8 tracked beats
       and every phase; the best-scoring (L, phase) wins (:func:`_decode_bars`);
@@ -440,7 +444,14 @@ def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | s
     # (L, phase) gives the chord sequence, the tempo octave and the beats per bar
     if str(s["chord_model"]) == "learned" and _chord_model(str(s["chord_model_dir"])) is not None:
         scores = _learned_scores(treb_b, bass_b, s, key)
-        s = {**s, "temperature": 1.0}
+        if float(s["learned_first_weight"]) > 0:
+            # segment 0 runs from the start to the first tracked beat (a whole bar when the
+            # tracker starts late): its log-probabilities count once per beat period it spans,
+            # so a first chord heard only there is not merged into the next one
+            period = 60.0 / tracked * 22050 / 512
+            scores = scores.copy()
+            scores[:, 0] *= float(np.clip(beats[0] / period, 1.0, 4.0)) * float(s["learned_first_weight"])
+        s = {**s, "temperature": float(s["learned_temperature"])}
     else:
         scores = _chord_scores(treb_b, bass_b, s, key)
     period, best_path = _decode_bars(scores, s)

@@ -91,3 +91,17 @@ def test_melody_phrases_end_on_the_tonic(tmp_path: Path, key: str, chords: str) 
         last = max((n for n in flute.notes if n.start < (phrase + 1) * 4 * bar_s - 1e-6), key=lambda n: n.start)
         assert last.pitch % 12 == tonic
     assert np.isclose(r.controls["tempo"], song.tempo, atol=0.01)
+
+
+def test_chord_model_ships_and_templates_remain_the_fallback(tmp_path: Path) -> None:
+    from engines.media.synth import render_song
+
+    assert E.AUDIO_SETTINGS["chord_model"] == "learned"
+    assert E._chord_model(str(E.CHORD_MODEL_DIR)) is not None  # the shipped weights load
+    path = _reference(tmp_path / "ref.mid", tempo=100.0, chords=["C", "Am", "F", "G"], key="C")
+    y = render_song(read_midi(path), sr=22050, stereo=False)[0]
+    empty = tmp_path / "no_model"
+    empty.mkdir()
+    for settings in ({}, {"chord_model": "templates"}, {"chord_model_dir": str(empty)}):
+        est = E.estimate_from_audio(y, 22050, settings=settings)
+        assert [theory.majmin(c) for c in est.chords[:4]] == ["C:maj", "A:min", "F:maj", "G:maj"], settings
