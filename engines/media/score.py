@@ -202,8 +202,12 @@ def midi_to_musicxml(data: bytes) -> str:
     return GeneralObjectExporter(score).parse().decode("utf-8")
 
 
-def _engrave_child(text: str | bytes, fmt: str, options: dict[str, Any], label: str) -> dict[str, Any]:
-    """Engrave in the child process; returns plain data."""
+def verovio_pages(text: str | bytes, fmt: str, options: dict[str, Any], label: str) -> tuple[Any, list[str]]:
+    """Load a checked score (:func:`read_score`'s payload) into a verovio toolkit and engrave it.
+
+    MIDI is converted to MusicXML first. Returns the toolkit (for the timemap, MIDI and MEI) and
+    one SVG per page. Parses untrusted data: call it in an isolated child.
+    """
     import verovio
 
     if fmt == "midi":
@@ -217,14 +221,19 @@ def _engrave_child(text: str | bytes, fmt: str, options: dict[str, Any], label: 
         text = bytes(text).decode("utf-8", "replace")
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    opts = {"inputFrom": fmt, **options}
-    tk.setOptions(opts)
+    tk.setOptions({"inputFrom": fmt, **options})
     if not tk.loadData(text):
         raise CorruptFileError(f"verovio could not read this {fmt} score", path=label)
     n_pages = tk.getPageCount()
     if n_pages < 1:
         raise CorruptFileError("the score has no pages (no music in it?)", path=label)
-    pages = [tk.renderToSVG(i) for i in range(1, n_pages + 1)]
+    return tk, [tk.renderToSVG(i) for i in range(1, n_pages + 1)]
+
+
+def _engrave_child(text: str | bytes, fmt: str, options: dict[str, Any], label: str) -> dict[str, Any]:
+    """Engrave in the child process; returns plain data."""
+    tk, pages = verovio_pages(text, fmt, options, label)
+    fmt = "musicxml" if fmt == "midi" else fmt
     try:
         timemap = tk.renderToTimemap({"includeMeasures": True, "includeRests": True})
     except Exception:

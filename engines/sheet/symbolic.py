@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.core.errors import CorruptFileError, InputError
+from engines.core.errors import InputError
 
 SYMBOLIC_EXTENSIONS = (".xml", ".musicxml", ".mxl", ".mei", ".abc", ".krn", ".hmd", ".mid", ".midi")
 
@@ -60,28 +60,11 @@ def engrave_symbolic(text: str | bytes, fmt: str, options: dict[str, Any], label
 
     Runs in-process for trusted corpus data (training) and in a child for user files.
     """
-    import verovio
+    from engines.media.score import verovio_pages
 
-    if fmt == "midi":
-        from engines.media.score import midi_to_musicxml
-
-        try:
-            text = midi_to_musicxml(bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode())
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptFileError(f"the MIDI file cannot be converted to notation ({exc})", path=label) from None
-        fmt = "musicxml"
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8", "replace")
-    verovio.enableLog(verovio.LOG_OFF)
-    tk = verovio.toolkit()
-    tk.setOptions({"inputFrom": fmt, "pageWidth": 2100, "scale": 40, "adjustPageHeight": True,
-                   "footer": "none", "header": "none", "breaks": "auto", **options})
-    if not tk.loadData(text):
-        raise CorruptFileError(f"verovio could not read this {fmt} score", path=label)
-    n_pages = tk.getPageCount()
-    if n_pages < 1:
-        raise CorruptFileError("the score has no pages (no music in it?)", path=label)
-    pages = [tk.renderToSVG(i) for i in range(1, n_pages + 1)]
+    tk, pages = verovio_pages(text, fmt, {"pageWidth": 2100, "scale": 40, "adjustPageHeight": True,
+                                          "footer": "none", "header": "none", "breaks": "auto", **options}, label)
+    fmt = "musicxml" if fmt == "midi" else fmt
     try:
         timemap = tk.renderToTimemap({"includeMeasures": True, "includeRests": False})
     except Exception:  # noqa: BLE001
