@@ -1,10 +1,13 @@
 """Train the audio chord model of the generation eval (``resources/models/chords``).
 
-    nice -n 10 python -m engines.generate.chord_train --workers 2     # ~5 min on 2 cores
+    nice -n 10 python -m engines.generate.chord_train --workers 2     # ~4.5 min on 2 cores
 
 Used by default (``AUDIO_SETTINGS["chord_model"] = "learned"``; the templates are the fallback
 when no weights are found). The audio estimators of :mod:`engines.generate.eval` decode chords
-from beat-synchronous treble and bass chroma. This script learns their emission model: a
+from beat-synchronous treble and bass chroma, by default those of the pitch salience front end
+(``resources/models/pitch``: train it first, ``python -m engines.generate.pitch_train``; the
+model records the front end it was trained on, ``--front-end chroma`` for the hand-made one).
+This script learns their emission model: a
 root-invariant network (the same small MLP scores every quality on the chroma rotated to each of
 the 12 roots, so one chord seen in C teaches all keys) trained on rendered pieces with a known
 chord per bar, all rendered with FluidR3_GM only:
@@ -242,11 +245,11 @@ def varied_piece(rng: np.random.Generator) -> tuple[Song, dict]:
     return song, {"key": key, "tempo": tempo, "meter": meter, "chords": chords, "drums": with_drums}
 
 
-def beat_examples(y: np.ndarray, sr: int, truth: dict) -> tuple[np.ndarray, np.ndarray]:
+def beat_examples(y: np.ndarray, sr: int, truth: dict, front_end: str = "chroma") -> tuple[np.ndarray, np.ndarray]:
     """Features ``(n, 24)`` and labels ``(n,)`` (index into TEMPLATE_LABELS) per tracked beat."""
     from engines.generate import eval as E
 
-    f = E.audio_features(y, sr)
+    f = E.audio_features(y, sr, settings={"front_end": front_end})
     beats = np.asarray(f["beats"])
     tb, bb = np.asarray(f["treble_beats"]), np.asarray(f["bass_beats"])
     frame_s = 512 / 22050
@@ -280,12 +283,12 @@ def rotations(X: np.ndarray) -> np.ndarray:
                     axis=1)
 
 
-def _render_examples(args: tuple[int, int, int, str | None, str]) -> tuple[np.ndarray, np.ndarray]:
+def _render_examples(args: tuple[int, int, int, str | None, str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Worker: pieces ``start..start+n`` of one seed's stream (kind "reference" or "varied")."""
     from engines.media.midi import read_midi, write_midi
     from engines.media.synth import render_song
 
-    seed, start, n, soundfont, kind = args
+    seed, start, n, soundfont, kind, front_end = args
     rng = np.random.default_rng([seed, start])
     maker = varied_piece if kind == "varied" else reference_piece
     Xs, Ys = [np.zeros((0, 24), np.float32)], [np.zeros(0, np.int64)]
@@ -294,16 +297,16 @@ def _render_examples(args: tuple[int, int, int, str | None, str]) -> tuple[np.nd
             song, truth = maker(rng)
             path = write_midi(song, Path(tmp) / f"p{i}.mid")
             y = render_song(read_midi(path), sr=22050, stereo=False, soundfont=soundfont)[0]
-            X, Y = beat_examples(y, 22050, truth)
+            X, Y = beat_examples(y, 22050, truth, front_end)
             Xs.append(X)
             Ys.append(Y)
     return np.concatenate(Xs), np.concatenate(Ys)
 
 
-def build(n: int, seed: int, soundfont: str | None, *, kind: str = "reference", workers: int = 1
-          ) -> tuple[np.ndarray, np.ndarray]:
+def build(n: int, seed: int, soundfont: str | None, *, kind: str = "reference", workers: int = 1,
+          front_end: str = "chroma") -> tuple[np.ndarray, np.ndarray]:
     """Beat features and labels of ``n`` rendered pieces, in chunks of 10 over ``workers`` processes."""
-    chunks = [(seed, s, min(10, n - s), soundfont, kind) for s in range(0, n, 10)]
+    chunks = [(seed, s, min(10, n - s), soundfont, kind, front_end) for s in range(0, n, 10)]
     if workers > 1:
         import multiprocessing as mp
 
@@ -345,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=800)
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument("--front-end", choices=("chroma", "salience"), default="salience",
+                    help="the audio front end whose chroma the model reads (engines.generate.eval)")
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     torch.manual_seed(0)
@@ -352,11 +357,13 @@ def main(argv: list[str] | None = None) -> int:
         z = np.load(a.cache)
         X0, Y0, Xv, Yv = z["X"], z["Y"], z["Xv"], z["Yv"]
     else:
-        X0, Y0 = build(a.pieces, a.seed, TRAIN_SOUNDFONT, workers=a.workers)
+        X0, Y0 = build(a.pieces, a.seed, TRAIN_SOUNDFONT, workers=a.workers, front_end=a.front_end)
         if a.varied:
-            Xw, Yw = build(a.varied, a.seed + 1, TRAIN_SOUNDFONT, kind="varied", workers=a.workers)
+            Xw, Yw = build(a.varied, a.seed + 1, TRAIN_SOUNDFONT, kind="varied", workers=a.workers,
+                           front_end=a.front_end)
             X0, Y0 = np.concatenate([X0, Xw]), np.concatenate([Y0, Yw])
-        Xv, Yv = build(a.val_pieces, a.seed + 500, None, workers=a.workers)  # other pieces, bundled TimGM6mb
+        # other pieces, bundled TimGM6mb
+        Xv, Yv = build(a.val_pieces, a.seed + 500, None, workers=a.workers, front_end=a.front_end)
         if a.cache is not None:
             np.savez_compressed(a.cache, X=X0, Y=Y0, Xv=Xv, Yv=Yv)
     X, Y = augment(X0, Y0, np.random.default_rng(a.seed), a.augment) if a.augment else (X0, Y0)
@@ -386,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     sd = {k.replace(".", "_"): v.detach().contiguous() for k, v in net.state_dict().items()}
     save_file(sd, str(a.out / "model.safetensors"))
-    cfg = {"hidden": a.hidden, "qualities": QUALITIES, "features": "treble chroma / L2 norm, bass chroma / max; "
-           "36-bin CQT centre bins, harmonics suppressed (engines.generate.eval.audio_features)"}
+    reads = {"chroma": "36-bin CQT centre bins, harmonics suppressed",
+             "salience": "pitch salience model: all semitones folded (treble), lowest sounding note (bass)"}
+    cfg = {"hidden": a.hidden, "qualities": QUALITIES, "front_end": a.front_end,
+           "features": f"treble chroma / L2 norm, bass chroma / max; {reads[a.front_end]} "
+           "(engines.generate.eval.audio_features)"}
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", "utf-8")
     metrics = {"train_pieces": a.pieces, "train_varied_pieces": a.varied, "augment_copies": a.augment, "train_beats": int(len(Y)), "train_soundfont": Path(TRAIN_SOUNDFONT).name,
                "val_pieces": a.val_pieces, "val_beats": int(len(Yv)), "val_soundfont": "TimGM6mb.sf2",

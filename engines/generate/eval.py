@@ -28,18 +28,21 @@ BC
 
 Chords are compared in the vocabulary of :data:`engines.generate.theory.CHORD_VOCAB`
 (maj, min, dim, aug, sus4, 7, maj7, m7, m7b5). The *audio* estimators use only the rendered
-WAV (:func:`estimate_from_audio`): librosa beat tracking; semitone chroma from a 36-bin CQT with
-harmonic partials suppressed, split into bass and treble; a key profile for the key; chord
-scores per beat (a learned emission model, ``resources/models/chords``; chord templates as
-the fallback) decoded by a Viterbi pass jointly with the bar length and phase, which also decides the
-tempo octave (a subdivision tracked as the beat shows as 6 or 8 beats per chord) and the beat
-count. The *MIDI* estimators use the notes (key from the duration-weighted pitch-class
+WAV (:func:`estimate_from_audio`): librosa beat tracking; a 36-bin CQT averaged per beat and read
+by a learned pitch salience model (``resources/models/pitch``; hand-made chroma with harmonic
+partials suppressed is the fallback) into treble chroma and the pitch class of the lowest note;
+chord scores per beat (a learned emission model, ``resources/models/chords``; chord templates as
+the fallback) decoded by a Viterbi pass jointly with the bar length and phase, which also decides
+the tempo octave (a subdivision tracked as the beat shows as 6 or 8 beats per chord) and the beat
+count; the key chosen jointly with the chords (the decoding's score under each key, its key
+profile's correlation, and whether the chords open and close on its tonic triad). The *MIDI* estimators use the notes (key from the duration-weighted pitch-class
 histogram, chords per bar from the sounding notes, tempo and meter from the file's meta events).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +113,7 @@ class AudioEstimate:
 
 
 CHORD_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "chords"
+SALIENCE_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "pitch"
 
 #: key profiles (major, minor), pitch class 0 = tonic
 KEY_PROFILES = {
@@ -143,6 +147,14 @@ AUDIO_SETTINGS: dict[str, float | str] = {
     # continue the tracked beat grid to the start and end of the signal (1) or not (0): better on
     # dev data, not on the validation references (A320U TB 0.97 -> 0.90), so off
     "extend_beats": 0.0,
+    # librosa's trimming of weak beats at the start and end (1) or none (0)
+    "beat_trim": 0.0,
+    # key decided jointly with the chords (> 0: weight of the key profile's correlation, in
+    # the decoder's log units) or from the key profile alone (0)
+    "joint_key": 5.0, "tonic_first": 3.0, "tonic_last": 1.0,
+    # "chroma": CQT centre bins with harmonic partials suppressed; "salience": the learned
+    # pitch salience model (resources/models/pitch, engines/generate/pitch_train.py)
+    "front_end": "salience", "salience_model_dir": str(SALIENCE_MODEL_DIR),
 }
 _HARMONICS = ((12, 1.0), (19, 1.0), (24, 0.8), (28, 0.8), (31, 0.6), (34, 0.4), (36, 0.4))
 
@@ -167,8 +179,11 @@ def _suppress_harmonics(C: np.ndarray, amount: float) -> np.ndarray:
     return X
 
 
-def _semitone_cqt(y: np.ndarray, sr: int, hop: int, fmin_midi: int, per_semitone: int) -> np.ndarray:
-    """Magnitude CQT ``(84, n_frames)``, one row per semitone from ``fmin_midi``.
+def _semitone_cqt(y: np.ndarray, sr: int, hop: int, fmin_midi: int, per_semitone: int, *,
+                  all_bins: bool = False) -> np.ndarray:
+    """Magnitude CQT ``(84, n_frames)``, one row per semitone from ``fmin_midi`` (with
+    ``all_bins``, every bin: ``(84 * per_semitone, n_frames)``, semitone ``i``'s centre at row
+    ``i * per_semitone + per_semitone // 2``).
 
     With ``per_semitone`` = 3 the transform has 36 bins per octave (three times narrower filters
     than a 12-bin one, so a note leaks far less into its neighbouring semitones, which is what
@@ -181,7 +196,62 @@ def _semitone_cqt(y: np.ndarray, sr: int, hop: int, fmin_midi: int, per_semitone
     tuning = float(librosa.estimate_tuning(y=y, sr=sr)) if k > 1 else 0.0
     fmin = librosa.midi_to_hz(fmin_midi + tuning - (k // 2) / k)
     C = np.abs(librosa.cqt(y, sr=sr, hop_length=hop, fmin=fmin, n_bins=84 * k, bins_per_octave=12 * k))
-    return C[k // 2::k]
+    return C if all_bins else C[k // 2::k]
+
+
+#: semitones below / above an output semitone that the salience model's kernel reads
+SALIENCE_CONTEXT = (12, 36)
+
+
+@functools.lru_cache(maxsize=4)
+def _salience_model(path: str) -> dict[str, np.ndarray] | None:
+    """The pitch salience model's weights (see :mod:`engines.generate.pitch_train`)."""
+    f = Path(path) / "model.safetensors"
+    if not f.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return {k: v.astype(np.float64) for k, v in load_file(str(f)).items()}
+
+
+def salience_input(cqt_beats: np.ndarray, per_semitone: int = 3) -> np.ndarray:
+    """``(n_seg, per_semitone + 1, 84)``: the log-compressed beat CQT (the piece's 99th
+    percentile maps to 1), one channel per bin of a semitone, plus the register (0 at C1, 1 at
+    B7)."""
+    C = np.asarray(cqt_beats, np.float64)
+    ref = float(np.percentile(C, 99)) + 1e-9
+    x = np.log1p(100.0 * C / ref) / np.log1p(100.0)
+    n = C.shape[1]
+    x = x.T.reshape(n, 84, per_semitone).transpose(0, 2, 1)
+    reg = np.broadcast_to(np.linspace(0.0, 1.0, 84), (n, 1, 84))
+    return np.concatenate([x, reg], axis=1)
+
+
+def salience(cqt_beats: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
+    """Probability ``(84, n_seg)`` that each semitone C1..B7 sounds in each segment: a small
+    pitch-equivariant convolution (each semitone reads 12 below to 36 above: its own partials and
+    the notes whose partials it could be) then two 1x1 layers."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = salience_input(cqt_beats)
+    lo, hi = SALIENCE_CONTEXT
+    xp = np.pad(x, ((0, 0), (0, 0), (lo, hi)))
+    win = sliding_window_view(xp, lo + hi + 1, axis=2)  # (n, c, 84, K)
+    h = np.einsum("nctk,ock->not", win, w["conv_weight"]) + w["conv_bias"][None, :, None]
+    h = np.maximum(h, 0.0)
+    h = np.maximum(np.einsum("not,po->npt", h, w["mix_weight"][:, :, 0]) + w["mix_bias"][None, :, None], 0.0)
+    z = np.einsum("npt,p->nt", h, w["out_weight"][0, :, 0]) + w["out_bias"][0]
+    return (1.0 / (1.0 + np.exp(-z))).T
+
+
+def salience_chroma(sal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Treble and bass chroma ``(12, n)`` from semitone salience ``(84, n)`` (row 0 = C1):
+    every semitone's salience folded into its pitch class, and the probability that each pitch
+    class holds the lowest sounding note (semitone i sounds and none below it does)."""
+    s = np.clip(np.asarray(sal, np.float64), 0.0, 1.0)
+    none_below = np.cumprod(np.vstack([np.ones((1, s.shape[1])), 1.0 - s[:-1]]), axis=0)
+    lowest = s * none_below
+    return _fold(s, 24), _fold(lowest, 24)
 
 
 def _fold(C: np.ndarray, fmin_midi: int) -> np.ndarray:
@@ -240,6 +310,23 @@ def _chord_model(path: str) -> dict[str, np.ndarray] | None:
     return {k: v.astype(np.float64) for k, v in load_file(str(f)).items()}
 
 
+@functools.lru_cache(maxsize=4)
+def _chord_model_front_end(path: str) -> str:
+    """The front end whose chroma the chord model at ``path`` was trained on."""
+    try:
+        return str(json.loads((Path(path) / "config.json").read_text("utf-8")).get("front_end", "chroma"))
+    except (OSError, ValueError):
+        return "chroma"
+
+
+def _front_end(s: dict[str, float | str]) -> str:
+    """The front end :func:`audio_features` uses with settings ``s`` (the hand-made chroma when
+    the salience weights are missing)."""
+    if str(s["front_end"]) == "salience" and _salience_model(str(s["salience_model_dir"])) is not None:
+        return "salience"
+    return "chroma"
+
+
 def _learned_scores(treble: np.ndarray, bass: np.ndarray, s: dict[str, float | str],
                     key: theory.Key | None) -> np.ndarray:
     """Log-probabilities ``(n_labels, n_beats)`` of the learned root-invariant chord model,
@@ -276,7 +363,6 @@ def _viterbi(scores: np.ndarray, p_change: np.ndarray | float, *, temperature: f
         return [], 0.0
     pc = np.broadcast_to(np.asarray(p_change, np.float64), (m,))
     logp = scores / temperature
-    logp = logp - logp.max(axis=0, keepdims=True)
     acc = logp[:, 0].copy()
     back = np.zeros((n, m), np.int64)
     for t in range(1, m):
@@ -295,18 +381,47 @@ def _viterbi(scores: np.ndarray, p_change: np.ndarray | float, *, temperature: f
     return path[::-1], best
 
 
-def _key(treb_c: np.ndarray, bass_c: np.ndarray, tempo: float, s: dict[str, float | str]) -> theory.Key:
-    """Key profile correlated with treble + bass chroma, the first and last 4 beats weighted more."""
+def _key_chroma(treb_c: np.ndarray, bass_c: np.ndarray, tempo: float, s: dict[str, float | str]) -> np.ndarray:
+    """Treble + bass chroma summed over time, the first and last 4 beats weighted more."""
     sr_a, hop = 22050, 512
     w = np.ones(treb_c.shape[1])
     edge = int(round(4 * 60.0 / tempo * sr_a / hop))
     w[:edge] += float(s["edge_weight"])
     w[-edge - int(sr_a / hop):] += float(s["edge_weight"])
     kc = (treb_c * w).sum(1) + float(s["bass_weight"]) * (bass_c * w).sum(1)
-    return estimate_key_from_chroma(kc / (kc.sum() + 1e-9), profile=str(s["key_profile"]))[0]
+    return kc / (kc.sum() + 1e-9)
 
 
-def _decode_bars(scores: np.ndarray, s: dict[str, float | str]) -> tuple[int, list[int]]:
+def _key(treb_c: np.ndarray, bass_c: np.ndarray, tempo: float, s: dict[str, float | str]) -> theory.Key:
+    """The key profile best correlated with :func:`_key_chroma`."""
+    return estimate_key_from_chroma(_key_chroma(treb_c, bass_c, tempo, s), profile=str(s["key_profile"]))[0]
+
+
+def key_correlations(chroma: np.ndarray, profile: str) -> list[tuple[theory.Key, float]]:
+    """All 24 major/minor keys with the correlation of their profile and ``chroma``."""
+    c = np.asarray(chroma, np.float64)
+    out = []
+    for mode, prof in zip(("major", "minor"), KEY_PROFILES[profile], strict=True):
+        for tonic in range(12):
+            r = float(np.corrcoef(c, np.roll(prof, tonic))[0, 1]) if c.std() > 1e-12 else 0.0
+            out.append((theory.Key(tonic, mode), r))
+    return out
+
+
+def _tonic_bonus(path: Sequence[int], k: theory.Key, s: dict[str, float | str]) -> float:
+    """``tonic_first`` if the decoded chord path opens on ``k``'s tonic triad (major or minor as
+    the key; sevenths count), ``tonic_last`` if it closes on it: most music starts and ends on
+    its tonic chord, and that tells a minor key from its relative major, whose chords are the
+    same."""
+    if not path:
+        return 0.0
+    tonic = f"{theory.PITCH_NAMES[k.tonic]}:{'min' if k.is_minor else 'maj'}"
+    first = theory.majmin(theory.TEMPLATE_LABELS[path[0]]) == tonic
+    last = theory.majmin(theory.TEMPLATE_LABELS[path[-1]]) == tonic
+    return float(s["tonic_first"]) * first + float(s["tonic_last"]) * last
+
+
+def _decode_bars(scores: np.ndarray, s: dict[str, float | str]) -> tuple[int, list[int], float]:
     """Bar length in beats (2, 3, 4, 6 or 8) and chord path of the best-scoring metrical model.
 
     Model ``(L, phase)`` lets the chord change with probability ``p_change_bar`` on its bar
@@ -325,7 +440,7 @@ def _decode_bars(scores: np.ndarray, s: dict[str, float | str]) -> tuple[int, li
             path, sc = _viterbi(scores, pch, temperature=float(s["temperature"]))
             if sc > best[0]:
                 best = (sc, L, path)
-    return best[1], best[2]
+    return best[1], best[2], best[0]
 
 
 def _ternary(onset: np.ndarray, beats: np.ndarray) -> float:
@@ -383,22 +498,46 @@ def audio_features(y: np.ndarray, sr: int, *, settings: dict[str, float | str] |
         y_h = y
     onset_bands = librosa.onset.onset_strength_multi(y=y, sr=sr_a, hop_length=hop, channels=[0, 12, 128])
     onset = librosa.onset.onset_strength(y=y, sr=sr_a, hop_length=hop)
-    tempo_ac, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr_a, hop_length=hop)
+    tempo_ac, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr_a, hop_length=hop,
+                                              trim=bool(float(s["beat_trim"])))
     tempo = float(np.atleast_1d(tempo_ac)[0])
     if float(s["extend_beats"]) > 0 and len(beats) >= 4:
         beats = _extend_beats(np.asarray(beats, np.int64), len(onset))
     fmin_midi = 24  # C1
-    C = _semitone_cqt(y_h, sr_a, hop, fmin_midi, int(s["cqt_bins_per_semitone"]))
-    if float(s["harmonic_suppression"]) > 0:
-        C = _suppress_harmonics(C, float(s["harmonic_suppression"]))
-    split = 48 - fmin_midi  # C3
-    bass_c = _fold(C[:split], fmin_midi)
-    treb_c = _fold(C[split:], fmin_midi + split)
+    k = int(s["cqt_bins_per_semitone"])
+    C_all = _semitone_cqt(y_h, sr_a, hop, fmin_midi, k, all_bins=True)
+    # beats strictly inside the signal, so that there are always len(beats) + 1 segments,
+    # segment 0 running up to the first beat
+    beats = np.unique(np.clip(np.asarray(beats, np.int64), 1, max(len(onset) - 1, 1)))
+    if len(beats) >= 3 and beats[0] < 0.5 * np.median(np.diff(beats)):
+        # a sliver before the first beat is an attack, not a chord: it joins the first beat
+        beats = beats[1:]
     bl = [int(b) for b in beats]
-    treb_b = librosa.util.sync(treb_c, bl, aggregate=np.mean) if len(bl) else treb_c.mean(1, keepdims=True)
-    bass_b = librosa.util.sync(bass_c, bl, aggregate=np.mean) if len(bl) else bass_c.mean(1, keepdims=True)
+
+    def sync(M: np.ndarray) -> np.ndarray:
+        return librosa.util.sync(M, bl, aggregate=np.mean) if len(bl) else M.mean(1, keepdims=True)
+
+    cqt_b = sync(C_all)
+    if _front_end(s) == "salience":
+        sal_w = _salience_model(str(s["salience_model_dir"]))
+        assert sal_w is not None
+        # learned front end: per-beat semitone salience, folded into pitch classes (treble) and
+        # the pitch class of the lowest sounding note (bass); the frame-level chroma repeats the
+        # beat values (the key reads it)
+        sal = salience(cqt_b, sal_w)
+        treb_b, bass_b = salience_chroma(sal)
+        idx = np.searchsorted(np.asarray(bl, np.int64), np.arange(C_all.shape[1]), side="right")
+        treb_c, bass_c = treb_b[:, idx], bass_b[:, idx]
+    else:
+        C = C_all[k // 2::k]
+        if float(s["harmonic_suppression"]) > 0:
+            C = _suppress_harmonics(C, float(s["harmonic_suppression"]))
+        split = 48 - fmin_midi  # C3
+        bass_c = _fold(C[:split], fmin_midi)
+        treb_c = _fold(C[split:], fmin_midi + split)
+        treb_b, bass_b = sync(treb_c), sync(bass_c)
     return {"beats": np.asarray(beats, np.int64), "tracker_tempo": tempo, "onset": onset, "onset_bands": onset_bands,
-            "treble": treb_c, "bass": bass_c, "treble_beats": treb_b, "bass_beats": bass_b}
+            "treble": treb_c, "bass": bass_c, "treble_beats": treb_b, "bass_beats": bass_b, "cqt_beats": cqt_b}
 
 
 def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | str] | None = None
@@ -407,18 +546,24 @@ def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | s
 
     * beats: librosa's dynamic-programming beat tracker on the onset envelope (log-normal
       tempo prior around 120 bpm); the beat period is a straight-line fit of the beat times;
-    * chroma: a 36-bin-per-octave CQT tuned to the signal, one centre bin per semitone (little
-      leakage between neighbouring semitones), upper partials removed greedily, folded into a
-      *bass* chroma (below C3) and a *treble* one, averaged per tracked beat;
-    * key: a key profile (Albrecht-Shanahan's by default) correlated with the treble chroma plus
-      the bass chroma, the first and last 4 beats weighted more;
+    * pitch: a 36-bin-per-octave CQT tuned to the signal, averaged per tracked beat, read by the
+      learned salience model (:func:`salience`: the probability that each semitone C1..B7
+      sounds) into a *treble* chroma (every semitone folded) and a *bass* one (the pitch class
+      of the lowest sounding note); without its weights, hand-made chroma: one centre bin per
+      semitone, upper partials removed greedily, below / above C3;
     * chords and metrical level together: beat-synchronous chord scores (by default the log-
       probabilities of the learned model of :mod:`engines.generate.chord_train`; else templates:
-      treble cosine, bass on the root, a triad prior) plus a bonus for chords diatonic to the
-      estimated key, decoded by a
-      Viterbi pass in which chords change on bar lines with probability ``p_change_bar`` and
-      elsewhere with ``p_change_beat``, for every bar length L of 2, 3, 4, 6 or 8 tracked beats
-      and every phase; the best-scoring (L, phase) wins (:func:`_decode_bars`);
+      treble cosine, bass on the root, a triad prior) plus a bonus for chords diatonic to a
+      key, decoded by a Viterbi pass in which chords change on bar lines with probability
+      ``p_change_bar`` and elsewhere with ``p_change_beat``, for every bar length L of 2, 3, 4,
+      6 or 8 tracked beats and every phase; the best-scoring (L, phase) wins
+      (:func:`_decode_bars`);
+    * key: with ``joint_key`` > 0 (the default), the decoding above is run under each of the 24
+      keys and the key scoring best wins: the decoding's log-probability, plus ``joint_key`` x
+      its key profile's correlation with the chroma (Albrecht-Shanahan's profile, the first and
+      last 4 beats weighted more), plus ``tonic_first`` / ``tonic_last`` when the decoded chords
+      open / close on its tonic triad (what tells a minor key from its relative major: their
+      chords are the same); else the key profile alone;
     * tempo octave and beats per bar from L: 8 or 6 tracked beats per bar means the tracker
       followed a subdivision (4/4 or 3/4 at double speed, or the eighths of 6/8, told apart by
       the period of the low-band accents), so the tempo is halved; 3 or 4 keep it; 2 with beats
@@ -442,19 +587,36 @@ def estimate_from_audio(y: np.ndarray, sr: int, *, settings: dict[str, float | s
     # chords and metrical level together: for each bar length L (in tracked beats) and phase,
     # the best chord path when chords change on bar lines (else rarely); the best-scoring
     # (L, phase) gives the chord sequence, the tempo octave and the beats per bar
-    if str(s["chord_model"]) == "learned" and _chord_model(str(s["chord_model_dir"])) is not None:
-        scores = _learned_scores(treb_b, bass_b, s, key)
+    learned = (str(s["chord_model"]) == "learned" and _chord_model(str(s["chord_model_dir"])) is not None
+               and _chord_model_front_end(str(s["chord_model_dir"])) == _front_end(s))
+
+    def chord_scores(k: theory.Key) -> np.ndarray:
+        if not learned:
+            return _chord_scores(treb_b, bass_b, s, k)
+        sc = _learned_scores(treb_b, bass_b, s, k)
         if float(s["learned_first_weight"]) > 0:
             # segment 0 runs from the start to the first tracked beat (a whole bar when the
             # tracker starts late): its log-probabilities count once per beat period it spans,
             # so a first chord heard only there is not merged into the next one
             period = 60.0 / tracked * 22050 / 512
-            scores = scores.copy()
-            scores[:, 0] *= float(np.clip(beats[0] / period, 1.0, 4.0)) * float(s["learned_first_weight"])
+            sc[:, 0] *= float(np.clip(beats[0] / period, 1.0, 4.0)) * float(s["learned_first_weight"])
+        return sc
+
+    if learned:
         s = {**s, "temperature": float(s["learned_temperature"])}
+    if float(s["joint_key"]) > 0:
+        # key and chords together: every key's chord decoding (with its diatonic bonus) scored
+        # by its Viterbi log-probability plus joint_key x the key profile's correlation
+        kc = _key_chroma(treb_c, bass_c, tracked, s)
+        best: tuple[float, theory.Key, int, list[int]] = (-np.inf, key, 4, [])
+        for k, r in key_correlations(kc, str(s["key_profile"])):
+            L, path, sc = _decode_bars(chord_scores(k), s)
+            total = sc + float(s["joint_key"]) * r + _tonic_bonus(path, k, s)
+            if total > best[0]:
+                best = (total, k, L, path)
+        _, key, period, best_path = best
     else:
-        scores = _chord_scores(treb_b, bass_b, s, key)
-    period, best_path = _decode_bars(scores, s)
+        period, best_path, _ = _decode_bars(chord_scores(key), s)
     max_tempo = float(s["max_tempo"])
     if period == 8:
         tempo, bpb = tracked / 2, 4
