@@ -3,6 +3,7 @@
     nice -n 10 python bench/generate_eval.py                  # 100 prompts, shipped model
     nice -n 10 python bench/generate_eval.py --n 10 --model debug   # quick check
     nice -n 10 python bench/generate_eval.py --update-card    # also write metrics.json + MODEL_CARD.md
+    nice -n 10 python bench/generate_eval.py --soundfont /usr/share/sounds/sf2/A320U.sf2   # other timbres
 
 Prompts are templated from a vocabulary and state key, tempo, meter and chords; their style
 words (``HELD_OUT_STYLE_WORDS``) were never used when tuning the style vocabulary, so the
@@ -65,14 +66,15 @@ def mean_dict(rows: list[dict]) -> dict:
     return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
 
 
-def run_controls(eng: Engine, prompts: list[dict], bars: int, out: Path) -> tuple[dict, dict, list]:
+def run_controls(eng: Engine, prompts: list[dict], bars: int, out: Path, soundfont: str | None = None
+                 ) -> tuple[dict, dict, list]:
     from engines.media.audio import load_audio
     from engines.media.midi import read_midi
 
     audio_rows, midi_rows, gen_notes = [], [], []
     for i, p in enumerate(prompts):
         r = eng.generate(GenerateRequest(text=p["text"], bars=bars, seed=i, out_dir=str(out / "prompts"),
-                                         stems=False))
+                                         stems=False, soundfont=soundfont))
         y = load_audio(r.wav, sr=22050, mono=True)
         a = E.estimate_from_audio(y, 22050)
         audio_rows.append(E.control_scores(a, tempo=p["tempo"], key=p["key"], chords=p["chords"], meter=p["meter"]))
@@ -157,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arrangements", type=int, default=20)
     ap.add_argument("--out", type=Path, default=Path("bench/out/generate"))
     ap.add_argument("--update-card", action="store_true")
+    ap.add_argument("--soundfont", default=None,
+                    help="render with this .sf2 instead of the bundled one (the audio estimators' models never "
+                         "saw A320U.sf2)")
     a = ap.parse_args(argv)
+    if a.soundfont and a.update_card:
+        ap.error("--update-card records the default rendering only")
     t0 = time.monotonic()
     eng = Engine.from_pretrained(a.model)
     prompts = make_prompts(a.n)
     print(f"{len(prompts)} prompts, e.g. {prompts[0]['text']!r}")
-    audio, midi, gen_notes = run_controls(eng, prompts, a.bars, a.out)
+    audio, midi, gen_notes = run_controls(eng, prompts, a.bars, a.out, a.soundfont)
     pieces = D.load_pieces()
     held = [p for p in pieces if D.is_held_out(p.name)]
     ref = summarise_stats(corpus_stats(held))
