@@ -47,6 +47,8 @@ def enable(api: PluginAPI) -> None:
         params=(
             Param("session_id", "str", required=True, positional=True, help="from video match"),
             Param("text", "str", required=True, help="what to change"),
+            Param("prefs", "bool", help="re-rank by the reward learned from your votes (default: on when "
+                                        "`studio prefs train-reward` made one; --no-prefs turns it off)"),
         ),
     )
     api.register_command(
@@ -111,8 +113,11 @@ def match(ctx: JobContext, *, video: str, text: str = "", top: int = 5, start: f
     return Result(data=res.to_dict(), message=_summary(res))
 
 
-def refine(ctx: JobContext, *, session_id: str, text: str) -> Result:
+def refine(ctx: JobContext, *, session_id: str, text: str, prefs: bool | None = None) -> Result:
+    from engines.feedback.rerank import apply_preferences
+
     res = _engine(ctx).refine(session_id, text, ctx)
+    res = apply_preferences(ctx.home, res, enabled=prefs)
     _record(ctx, res, text)
     return Result(data=res.to_dict(), message=_summary(res))
 

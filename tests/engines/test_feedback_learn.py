@@ -231,3 +231,20 @@ def test_reward_reranks_video_matches_as_voted(home, tmp_path: Path) -> None:
     for k in (1, 2, 3):
         _, shown = Engine(home).suggestion(st["session_id"], k)
         assert shown["title"] == st["results"][k - 1]["title"]
+    # refining a session re-ranks by the votes too (and --no-prefs keeps the engine's order):
+    # two sessions that showed the same list, refined with the same words
+    sa = studio.run("video.match", video=str(clip), top=3, prefs=False).data["session_id"]
+    sb = studio.run("video.match", video=str(clip), top=3, prefs=False).data["session_id"]
+    ref_off = studio.run("video.refine", session_id=sa, text="calmer", prefs=False).data["results"]
+    ref_on = studio.run("video.refine", session_id=sb, text="calmer").data["results"]
+    r_off = {x["title"]: x["rank"] for x in ref_off}
+    r_on = {x["title"]: x["rank"] for x in ref_on}
+    assert set(r_on) == set(r_off)
+    assert r_on["dark"] <= r_off["dark"] and r_on["bright"] >= r_off["bright"]
+    if r_off["dark"] != 1:
+        assert r_on["dark"] < r_off["dark"]
+    for k, x in enumerate(ref_on, 1):
+        _, shown = Engine(home).suggestion(sb, k)
+        assert shown["title"] == x["title"]
+    moved = [x for x in ref_on if x["rank"] != r_off[x["title"]]]
+    assert all("your votes moved it" in x["rationale"] for x in moved)
