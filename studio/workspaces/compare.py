@@ -336,11 +336,22 @@ class CompareWorkspace(QWidget):
                                      "generations and video matches (prefs.queue)")
         self.queue_button.clicked.connect(lambda: self.fill_queue())
         self.n_spin.valueChanged.connect(self._update_queue_button)
-        self.rater = QLineEdit(str(state.get("prefs_rater") or "default"))
+        # rater profile: the raters who voted already (from prefs.stats), or type a new name
+        self.rater = QComboBox()
+        self.rater.setEditable(True)
+        self.rater.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        current = str(state.get("prefs_rater") or "default")
+        self.rater.addItem(current)
+        self.rater.setCurrentText(current)
         self.rater.setObjectName("compareRater")
-        self.rater.setToolTip("Rater profile: votes are stored with it, so several people can rate apart")
-        self.rater.setMaximumWidth(140)
-        self.rater.editingFinished.connect(lambda: self.state.set("prefs_rater", self.rater_name()))
+        self.rater.setToolTip("Rater profile: votes are stored with it, so several people can rate apart. "
+                              "Pick one who voted before or type a new name.")
+        self.rater.setMinimumWidth(120)
+        self.rater.setMaximumWidth(160)
+        line = self.rater.lineEdit()
+        assert line is not None
+        line.editingFinished.connect(lambda: self.state.set("prefs_rater", self.rater_name()))
+        self.rater.activated.connect(lambda _i: self.state.set("prefs_rater", self.rater_name()))
         bar.addWidget(self.queue_button)
         bar.addWidget(self.n_spin)
         bar.addSpacing(12)
@@ -523,7 +534,21 @@ class CompareWorkspace(QWidget):
 
     # helpers ------------------------------------------------------------------------------------------
     def rater_name(self) -> str:
-        return self.rater.text().strip() or "default"
+        return self.rater.currentText().strip() or "default"
+
+    def _fill_raters(self, raters: dict[str, Any]) -> None:
+        """The rater list: everyone who voted (with their vote count as a tooltip) and the
+        current name, which stays selected."""
+        cur = self.rater_name()
+        names = sorted(set(raters) | {cur, "default"})
+        self.rater.blockSignals(True)
+        self.rater.clear()
+        for i, name in enumerate(names):
+            self.rater.addItem(name)
+            n = int(raters.get(name) or 0)
+            self.rater.setItemData(i, f"{n} vote{'s' if n != 1 else ''}", Qt.ItemDataRole.ToolTipRole)
+        self.rater.setCurrentText(cur)
+        self.rater.blockSignals(False)
 
     def _update_queue_button(self) -> None:
         n = int(self.n_spin.value())
@@ -933,6 +958,8 @@ class CompareWorkspace(QWidget):
     def _on_stats(self, result: Result) -> None:
         s = result.data if isinstance(result.data, dict) else {}
         self.stats = s
+        if isinstance(s.get("raters"), dict):
+            self._fill_raters(s["raters"])
         votes, pending = int(s.get("votes") or 0), int(s.get("pending") or 0)
         by_choice = s.get("by_choice") or {}
         by_kind = s.get("by_kind") or {}

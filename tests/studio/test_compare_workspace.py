@@ -169,6 +169,31 @@ def test_vote_on_a_pair_voted_elsewhere_is_refused_inline(qtbot, compare) -> Non
     assert ws.current["pair_id"] == ids[0] and ws.vote_buttons["a"].isEnabled()
 
 
+def test_rater_list_offers_who_voted_and_votes_go_under_the_chosen_one(qtbot, compare) -> None:
+    from engines.feedback.store import PreferenceStore
+
+    ws, home, ids = compare
+    qtbot.waitUntil(lambda: ws.current is not None and ws.current["pair_id"] == ids[0], timeout=30000)
+    PreferenceStore(home).vote(ids[2], "a", rater="ann")  # ann rated one pair in a terminal
+    with qtbot.waitSignal(ws.statsLoaded, timeout=20000):
+        ws.load_stats()
+    names = [ws.rater.itemText(i) for i in range(ws.rater.count())]
+    assert names == ["ann", "default"] and ws.rater_name() == "default"
+    assert ws.rater.itemData(0, Qt.ItemDataRole.ToolTipRole) == "1 vote"
+    ws.rater.setCurrentIndex(0)
+    ws.rater.activated.emit(0)
+    assert ws.state.get("prefs_rater") == "ann"
+    with qtbot.waitSignal(ws.voted, timeout=20000):
+        ws.vote("b")
+    assert PreferenceStore(home).pair(ids[0]).vote.rater == "ann"
+    # a new name typed in is used as is and stays after the list reloads
+    ws.rater.setEditText("  carl ")
+    assert ws.rater_name() == "carl"
+    with qtbot.waitSignal(ws.statsLoaded, timeout=20000):
+        ws.load_stats()
+    assert ws.rater_name() == "carl" and "ann" in [ws.rater.itemText(i) for i in range(ws.rater.count())]
+
+
 def test_video_pair_plays_each_track_from_its_offset(qtbot, compare, tmp_path: Path) -> None:
     from engines.feedback.store import PreferenceStore
     from studio.screenshots import write_cut_clip
