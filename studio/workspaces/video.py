@@ -297,7 +297,6 @@ class VideoWorkspace(QWidget):
         self.match_job: Job | None = None
         self.refine_job: Job | None = None
         self.export_job: Job | None = None
-        self._show_job: Job | None = None
         self._beats: dict[Any, list[float]] = {}
         self._pending_track_seek: float | None = None
         self._poster_pending = False
@@ -634,17 +633,18 @@ class VideoWorkspace(QWidget):
         elif "library.show" in self.registry and tid is not None:
             self.strip.clear("Loading beats…")
             job = self.client.submit("library.show", {"track_id": tid}, title="Show track", visible=False)
-            self._show_job = job
-            job.finished.connect(lambda result, j=job, t=tid: self._on_show(j, t, result))
+            job.finished.connect(lambda result, t=tid: self._on_show(t, result))
             job.failed.connect(lambda err: self.strip.clear(f"No beats: {err.get('message')}"))
         else:
             self._beats[tid] = []
             self._update_strip()
 
-    def _on_show(self, job: Job, tid: Any, result: Result) -> None:
+    def _on_show(self, tid: Any, result: Result) -> None:
         data = result.data if isinstance(result.data, dict) else {}
         self._beats[tid] = [float(b) for b in data.get("beats") or []]
-        if job is self._show_job:
+        # the beats of the selected track, whichever request brought them (selecting the same
+        # row twice quickly sends two; the first answer must not be dropped)
+        if self.current is not None and self.current.get("track_id") == tid:
             self._update_strip()
 
     def _update_strip(self) -> None:
