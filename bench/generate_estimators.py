@@ -13,9 +13,9 @@ chords; major and minor; cadential progressions that state their key), renders t
 that truth with the same metrics. An estimator that fails here is the problem.
 
 Splits: the estimator settings were tuned on seed 7 rendered with FluidR3_GM
-(``--seed 7 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2``) and on dev prompts (seed 1
-of ``bench/generate_eval.make_prompts``); the chord model trains on seeds 1000+ with
-FluidR3_GM. The default run (seed 2024, bundled TimGM6mb SoundFont) and ``--soundfont
+(``--seed 7 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2``) and on dev prompts (seeds 1
+and 5 of ``bench/generate_eval.make_prompts``); the chord model trains on seeds 1000+ and the
+pitch salience model on seeds 3000+, both with FluidR3_GM. The default run (seed 2024, bundled TimGM6mb SoundFont) and ``--soundfont
 /usr/share/sounds/sf2/A320U.sf2`` are validation; the 100 evaluation prompts were never used
 for tuning.
 """
