@@ -33,7 +33,9 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -307,14 +309,31 @@ def build(n: int, seed: int, soundfont: str | None, *, kind: str = "reference", 
           front_end: str = "chroma") -> tuple[np.ndarray, np.ndarray]:
     """Beat features and labels of ``n`` rendered pieces, in chunks of 10 over ``workers`` processes."""
     chunks = [(seed, s, min(10, n - s), soundfont, kind, front_end) for s in range(0, n, 10)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            parts = pool.map(_render_examples, chunks)
-    else:
-        parts = [_render_examples(c) for c in chunks]
+    parts = run_chunks(_render_examples, chunks, workers)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def run_chunks(fn: Callable[[Any], Any], chunks: list[Any], workers: int) -> list[Any]:
+    """``[fn(c) for c in chunks]``, over ``workers`` spawned processes when there are several
+    (``fn`` must be a module-level function)."""
+    if workers <= 1:
+        return [fn(c) for c in chunks]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return pool.map(fn, chunks)
+
+
+def save_model_folder(out: Path, net: Any, cfg: dict, metrics: dict) -> None:
+    """``model.safetensors`` (the torch module's state, ``.`` in names as ``_``), ``config.json``
+    and ``metrics.json`` in ``out``."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k.replace(".", "_"): v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(sd, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", "utf-8")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
 
 
 def augment(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator, copies: int) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +354,6 @@ def augment(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator, copies: int)
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from safetensors.torch import save_file
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pieces", type=int, default=100, help="reference pieces (FluidR3_GM)")
@@ -390,20 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         tr_acc = float((logits(R).argmax(1) == yt).float().mean())
         va_acc = float((logits(Rv).argmax(1) == yv).float().mean())
-    a.out.mkdir(parents=True, exist_ok=True)
-    sd = {k.replace(".", "_"): v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(sd, str(a.out / "model.safetensors"))
     reads = {"chroma": "36-bin CQT centre bins, harmonics suppressed",
              "salience": "pitch salience model: all semitones folded (treble), lowest sounding note (bass)"}
     cfg = {"hidden": a.hidden, "qualities": QUALITIES, "front_end": a.front_end,
            "features": f"treble chroma / L2 norm, bass chroma / max; {reads[a.front_end]} "
            "(engines.generate.eval.audio_features)"}
-    (a.out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", "utf-8")
     metrics = {"train_pieces": a.pieces, "train_varied_pieces": a.varied, "augment_copies": a.augment, "train_beats": int(len(Y)), "train_soundfont": Path(TRAIN_SOUNDFONT).name,
                "val_pieces": a.val_pieces, "val_beats": int(len(Yv)), "val_soundfont": "TimGM6mb.sf2",
                "train_beat_accuracy": round(tr_acc, 4), "val_beat_accuracy": round(va_acc, 4),
                "seed": a.seed, "epochs": a.epochs, "minutes": round((time.monotonic() - t0) / 60, 1)}
-    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    save_model_folder(a.out, net, cfg, metrics)
     print(json.dumps(metrics))
     return 0
 

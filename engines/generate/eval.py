@@ -203,15 +203,20 @@ def _semitone_cqt(y: np.ndarray, sr: int, hop: int, fmin_midi: int, per_semitone
 SALIENCE_CONTEXT = (12, 36)
 
 
-@functools.lru_cache(maxsize=4)
-def _salience_model(path: str) -> dict[str, np.ndarray] | None:
-    """The pitch salience model's weights (see :mod:`engines.generate.pitch_train`)."""
+@functools.lru_cache(maxsize=8)
+def _weights(path: str) -> dict[str, np.ndarray] | None:
+    """``model.safetensors`` in folder ``path`` as float64 arrays (None when there is none)."""
     f = Path(path) / "model.safetensors"
     if not f.is_file():
         return None
     from safetensors.numpy import load_file
 
     return {k: v.astype(np.float64) for k, v in load_file(str(f)).items()}
+
+
+def _salience_model(path: str) -> dict[str, np.ndarray] | None:
+    """The pitch salience model's weights (see :mod:`engines.generate.pitch_train`)."""
+    return _weights(path)
 
 
 def salience_input(cqt_beats: np.ndarray, per_semitone: int = 3) -> np.ndarray:
@@ -299,15 +304,9 @@ def _chord_scores(treble: np.ndarray, bass: np.ndarray, s: dict[str, float | str
     return sims + prior[:, None]
 
 
-@functools.lru_cache(maxsize=4)
 def _chord_model(path: str) -> dict[str, np.ndarray] | None:
     """The learned chord emission model's weights (see :mod:`engines.generate.chord_train`)."""
-    f = Path(path) / "model.safetensors"
-    if not f.is_file():
-        return None
-    from safetensors.numpy import load_file
-
-    return {k: v.astype(np.float64) for k, v in load_file(str(f)).items()}
+    return _weights(path)
 
 
 @functools.lru_cache(maxsize=4)

@@ -32,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from engines.generate import eval as E
-from engines.generate.chord_train import TRAIN_SOUNDFONT, reference_piece, varied_piece
+from engines.generate.chord_train import (
+    TRAIN_SOUNDFONT,
+    reference_piece,
+    run_chunks,
+    save_model_folder,
+    varied_piece,
+)
 from engines.media.midi import Song
 
 MODEL_DIR = E.SALIENCE_MODEL_DIR
@@ -101,14 +107,9 @@ def _render(args: tuple[int, int, int, str | None, str, float]) -> tuple[np.ndar
 
 def build(n: int, seed: int, soundfont: str | None, kind: str, workers: int, drums_p: float = 0.6
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beat CQTs, targets and piece numbers of ``n`` rendered pieces, in chunks of 10."""
     chunks = [(seed, s, min(10, n - s), soundfont, kind, drums_p) for s in range(0, n, 10)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            parts = pool.map(_render, chunks)
-    else:
-        parts = [_render(c) for c in chunks]
+    parts = run_chunks(_render, chunks, workers)
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
 
 
@@ -123,7 +124,6 @@ def _inputs(X: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from safetensors.torch import save_file
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pieces", type=int, default=150, help="reference pieces (FluidR3_GM)")
@@ -195,13 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     pred = pv > 0.5
     tp = float((pred & on).sum())
     prec, rec = tp / max(float(pred.sum()), 1.0), tp / max(float(on.sum()), 1.0)
-    a.out.mkdir(parents=True, exist_ok=True)
-    sd = {k.replace(".", "_"): v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(sd, str(a.out / "model.safetensors"))
     cfg = {"hidden": a.hidden, "context_semitones": [lo, hi], "input": "beat-synchronous 36-bin CQT from C1, "
            "log1p(100 x / 99th percentile) / log1p(100), 3 bins per semitone + register channel "
            "(engines.generate.eval.salience_input)"}
-    (a.out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", "utf-8")
     metrics = {"train_pieces": a.pieces, "train_varied_pieces": a.varied, "train_beats": int(len(X0)),
                "tilt_copies": a.tilt_copies, "train_soundfont": Path(TRAIN_SOUNDFONT).name,
                "val_pieces": a.val_pieces, "val_beats": int(len(Xv)), "val_soundfont": "TimGM6mb.sf2",
@@ -209,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                "val_semitone_f1": round(2 * prec * rec / max(prec + rec, 1e-9), 4),
                "params": int(sum(p.numel() for p in net.parameters())),
                "seed": a.seed, "epochs": a.epochs, "minutes": round((time.monotonic() - t0) / 60, 1)}
-    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    save_model_folder(a.out, net, cfg, metrics)
     print(json.dumps(metrics))
     return 0
 
