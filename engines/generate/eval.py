@@ -246,7 +246,10 @@ def salience(cqt_beats: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
     h = np.maximum(h, 0.0)
     h = np.maximum(np.einsum("not,po->npt", h, w["mix_weight"][:, :, 0]) + w["mix_bias"][None, :, None], 0.0)
     z = np.einsum("npt,p->nt", h, w["out_weight"][0, :, 0]) + w["out_bias"][0]
-    return (1.0 / (1.0 + np.exp(-z))).T
+    sal = (1.0 / (1.0 + np.exp(-z))).T
+    energy = np.asarray(cqt_beats, np.float64).sum(0)
+    sal[:, energy <= 1e-6 * energy.max()] = 0.0  # silent segments: nothing sounds
+    return sal
 
 
 def salience_chroma(sal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -384,7 +387,7 @@ def _key_chroma(treb_c: np.ndarray, bass_c: np.ndarray, tempo: float, s: dict[st
     """Treble + bass chroma summed over time, the first and last 4 beats weighted more."""
     sr_a, hop = 22050, 512
     w = np.ones(treb_c.shape[1])
-    edge = int(round(4 * 60.0 / tempo * sr_a / hop))
+    edge = int(round(4 * 60.0 / (tempo if tempo > 0 else 120.0) * sr_a / hop))  # no beats: 120
     w[:edge] += float(s["edge_weight"])
     w[-edge - int(sr_a / hop):] += float(s["edge_weight"])
     kc = (treb_c * w).sum(1) + float(s["bass_weight"]) * (bass_c * w).sum(1)
