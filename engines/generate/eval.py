@@ -35,8 +35,9 @@ chord scores per beat (a learned emission model, ``resources/models/chords``; ch
 the fallback) decoded by a Viterbi pass jointly with the bar length and phase, which also decides
 the tempo octave (a subdivision tracked as the beat shows as 6 or 8 beats per chord) and the beat
 count; the key chosen jointly with the chords (the decoding's score under each key, its key
-profile's correlation, and whether the chords open and close on its tonic triad). The *MIDI* estimators use the notes (key from the duration-weighted pitch-class
-histogram, chords per bar from the sounding notes, tempo and meter from the file's meta events).
+profile's correlation, and whether the chords open and close on its tonic triad). The *MIDI*
+estimators use the notes (key from the duration-weighted pitch-class histogram, chords per bar
+from the sounding notes, tempo and meter from the file's meta events).
 """
 
 from __future__ import annotations
@@ -274,13 +275,7 @@ def estimate_key_from_chroma(chroma: np.ndarray, *, profile: str = "temperley") 
     c = np.asarray(chroma, np.float64)
     if c.shape != (12,) or not np.isfinite(c).all() or c.std() < 1e-12:
         return theory.Key(0, "major"), 0.0
-    best = (-2.0, theory.Key(0, "major"))
-    for mode, prof in zip(("major", "minor"), KEY_PROFILES[profile], strict=True):
-        for tonic in range(12):
-            r = float(np.corrcoef(c, np.roll(prof, tonic))[0, 1])
-            if r > best[0]:
-                best = (r, theory.Key(tonic, mode))
-    return best[1], best[0]
+    return max(key_correlations(c, profile), key=lambda kr: kr[1])
 
 
 def _chord_scores(treble: np.ndarray, bass: np.ndarray, s: dict[str, float | str],
