@@ -14,7 +14,8 @@ weight octaves differently) then two 1x1 layers; about 3,000 parameters.
 
 Training pieces are the chord model's (:func:`engines.generate.chord_train.reference_piece` and
 :func:`~engines.generate.chord_train.varied_piece`) with every pitched track given a random GM
-program of its role (any of 0-103 for chords and melody), drums in 60 %, rendered with
+program of its role (any of 0-103 for chords and melody), drums in about 30 % (the piece
+makers add a kit to half, kept in 60 % of those), rendered with
 FluidR3_GM only. Targets: the share of each beat segment (the segments the beat tracker finds,
 as at inference) during which each semitone sounds in the MIDI. Validation: other pieces
 rendered with the bundled TimGM6mb. Never the generator's output, never the evaluation prompts.
@@ -47,8 +48,8 @@ _BASS_PROGRAMS = (32, 33, 34, 35, 36, 37, 38, 39, 42, 43, 58, 70, 0, 1, 4, 19)
 
 def _diversify(song: Song, rng: np.random.Generator, drums_p: float) -> Song:
     """The same notes with a random GM program per pitched track (bass-role programs for the
-    bass) and drums kept with probability ``drums_p`` (added from the piece when it had none is
-    not possible: the piece makers decide; they add drums in half)."""
+    bass); a drum track, where the piece maker added one (half the pieces), is kept with
+    probability ``drums_p``."""
     tracks = []
     for t in song.tracks:
         if t.is_drum:
