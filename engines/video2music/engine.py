@@ -383,7 +383,8 @@ def rationale(lib: LibraryMatrix, i: int, det: dict[str, Any], row: dict[str, An
     bits = []
     strengths = {k: float(v[i]) for k, v in parts.items()}
     bits.append(f"{tg.words['pace']} ↔ {tempo:.0f} BPM" if tempo > 0 else f"{tg.words['pace']} ↔ free time")
-    if strengths.get("valence", 0) >= strengths.get("energy", 0):
+    one_shot = tg.words["pace"].startswith("one shot")  # the motion is named already
+    if one_shot or strengths.get("valence", 0) >= strengths.get("energy", 0):
         bits.append(f"{tg.words['light']} ↔ {_key_words(lib, i)}")
     else:
         bits.append(f"{tg.words['motion']} ↔ energy {energy:.2f}")

@@ -64,12 +64,14 @@ def video_targets(v: VideoFeatures) -> VideoTargets:
         lens = np.diff(edges)[1:-1] if cuts.size >= 3 else np.diff(cuts)
         shot = float(np.median(lens)) if lens.size else 0.0
     energy = float(np.clip(s.get("energy", 0.3) / 0.7, 0, 1))
+    motion = ("lots of motion" if s.get("motion", 0) > 0.45 else
+              "moderate motion" if s.get("motion", 0) > 0.2 else "still images")
     words = {
+        # without cuts the pace comes from the motion alone: say so
         "pace": (f"fast cuts, {v.cut_rate:.1f} a second" if v.cut_rate >= 1.0 else
                  f"cuts every {1 / max(v.cut_rate, 1e-6):.1f} s" if v.cut_rate > 0.05 else
-                 "no cuts" if not v.cuts else f"few cuts ({len(v.cuts)})"),
-        "motion": ("lots of motion" if s.get("motion", 0) > 0.45 else
-                   "moderate motion" if s.get("motion", 0) > 0.2 else "still images"),
+                 f"one shot, {motion}" if not v.cuts else f"few cuts ({len(v.cuts)})"),
+        "motion": motion,
         "light": ("bright" if bright > 0.6 else "dark" if bright < 0.35 else "mid-lit")
         + (", warm" if warm > 0.6 else ", cold" if warm < 0.4 else "")
         + (", saturated" if sat > 0.6 else ", muted" if sat < 0.3 else "") + " images",

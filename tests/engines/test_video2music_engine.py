@@ -80,6 +80,20 @@ def test_fast_cut_clip_ranks_fast_track_above_slow(lib_home: DataHome, clip: Pat
                                 "cuts_total", "matcher", "rationale"} <= set(d["results"][0])
 
 
+def test_single_shot_clip_rationale_names_the_shot_not_cuts(lib_home: DataHome, tmp_path: Path) -> None:
+    """A clip without cuts: the pace is read from its motion, and the rationale says so once
+    (no cut counts, the motion not repeated)."""
+    from engines.video2music.engine import Engine, MatchRequest
+
+    one = fast_cut_clip(tmp_path / "one.mp4", seconds=3.0, shot=[10.0])
+    res = Engine(lib_home, matcher="zero-shot").match(MatchRequest(video=str(one), top=3))
+    for s in res.suggestions:
+        assert s.rationale.startswith("one shot, ") and "BPM" in s.rationale.split(";")[0]
+        assert "cuts" not in s.rationale
+        motion = s.rationale.split(";")[0].split(", ")[1].split(" ↔")[0]
+        assert s.rationale.count(motion) == 1
+
+
 def test_text_slower_calmer_moves_ranking(lib_home: DataHome, clip: Path) -> None:
     from engines.video2music.engine import Engine, MatchRequest
 
