@@ -24,6 +24,10 @@ MANIFEST = {
 _H = "engines.video2music.commands:"
 
 
+_PREFS = Param("prefs", "bool", help="re-rank by the reward learned from your votes (default: on when "
+                                     "`studio prefs train-reward` made one; --no-prefs turns it off)")
+
+
 def enable(api: PluginAPI) -> None:
     api.register_command(
         id="video.match", title="Match music to a video", handler=_H + "match",
@@ -37,8 +41,7 @@ def enable(api: PluginAPI) -> None:
             Param("end", "float", minimum=0, help="out point, seconds"),
             Param("matcher", "choice", default="default",
                   choices=("default", "zero-shot", "learned"), help="which matcher ranks"),
-            Param("prefs", "bool", help="re-rank by the reward learned from your votes (default: on when "
-                                        "`studio prefs train-reward` made one; --no-prefs turns it off)"),
+            _PREFS,
         ),
     )
     api.register_command(
@@ -47,8 +50,7 @@ def enable(api: PluginAPI) -> None:
         params=(
             Param("session_id", "str", required=True, positional=True, help="from video match"),
             Param("text", "str", required=True, help="what to change"),
-            Param("prefs", "bool", help="re-rank by the reward learned from your votes (default: on when "
-                                        "`studio prefs train-reward` made one; --no-prefs turns it off)"),
+            _PREFS,
         ),
     )
     api.register_command(
