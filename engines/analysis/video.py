@@ -336,6 +336,10 @@ def _hist(a: np.ndarray, bins: int) -> np.ndarray:
     return h / np.maximum(h.sum(axis=1, keepdims=True), 1.0)
 
 
+#: frames after a jump at which a flash has passed (3 at 24 fps: 125 ms)
+FLASH_FRAMES = 3
+
+
 def detect_cuts(diff: np.ndarray, *, fps: float, min_shot: float = 0.2) -> np.ndarray:
     """Indices ``i`` (frame ``i`` starts a new shot) from a frame-difference score.
 
@@ -427,6 +431,18 @@ def _analyze(times: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, *, 
                   + 0.25 * np.abs(np.diff(hv, axis=0)).sum(axis=1)) / 2.0
     score = 0.5 * hd + 0.5 * np.clip(pix * 4.0, 0.0, 1.0)
     cut_idx = detect_cuts(score, fps=fps)
+    if cut_idx.size:
+        # a flash (a few bright frames, a strobe) jumps like a cut but the shot comes back: a
+        # cut whose frame before and frame FLASH_FRAMES after still look alike is dropped
+        def pair_score(a: int, b: int) -> float:
+            h = (0.5 * np.abs(hy[b] - hy[a]).sum() + 0.25 * np.abs(hu[b] - hu[a]).sum()
+                 + 0.25 * np.abs(hv[b] - hv[a]).sum()) / 2.0
+            p = float(np.abs(small[b] - small[a]).mean() / 255.0)
+            return float(0.5 * h + 0.5 * min(p * 4.0, 1.0))
+
+        back = [pair_score(int(i) - 1, min(int(i) + FLASH_FRAMES, n - 1)) for i in cut_idx]
+        cut_idx = cut_idx[[not (i + FLASH_FRAMES < n and b < 0.5 * float(score[i]) and b < 0.18)
+                           for i, b in zip(cut_idx, back, strict=True)]]
     cut_times = times[cut_idx] if exact_cuts else 0.5 * (times[cut_idx] + times[cut_idx - 1])
     # motion without the jumps at cuts
     mot = pix.copy()

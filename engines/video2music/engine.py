@@ -160,7 +160,8 @@ def resolve_matcher(name: str, home: DataHome | None, *, embed: Any = None) -> M
 
 def _clip_key(path: Path, start: float | None, end: float | None) -> str:
     st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{start}|{end}|v1"
+    # v2: flash frames are no longer cuts (engines.analysis.video.FLASH_FRAMES)
+    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{start}|{end}|v2"
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 

@@ -67,6 +67,25 @@ def test_cuts_irregular_and_rgb_path() -> None:
     assert v.cuts == pytest.approx([np.ceil(c * 24 - 1e-6) / 24 for c in cuts], abs=0.01)
 
 
+def test_flash_frames_are_not_cuts() -> None:
+    """A white flash (one or two frames) inside a shot jumps like a cut, but the shot comes
+    back: no cut. Real cuts around a flash are all still found."""
+    from engines.analysis.video import analyze_frames
+    from engines.video2music.data import cut_frames
+
+    t = np.arange(96) / 24.0
+    one_shot = cut_frames(4.0, fps=24, shot=[10.0], size=48, seed=1)
+    flash = one_shot.copy()
+    flash[48] = 250
+    assert analyze_frames(t, flash, fps=24).cuts == []
+    flash2 = one_shot.copy()
+    flash2[48:50] = np.clip(flash2[48:50].astype(int) + 150, 0, 255).astype(np.uint8)
+    assert analyze_frames(t, flash2, fps=24).cuts == []
+    cuts = cut_frames(4.0, fps=24, shot=0.5, size=48, seed=1)
+    cuts[60] = 250  # a flash in the shot from 2.5 to 3.0 s
+    assert analyze_frames(t, cuts, fps=24).cuts == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], abs=0.045)
+
+
 def test_fast_cut_clip_ranks_fast_track_above_slow(lib_home: DataHome, clip: Path) -> None:
     from engines.video2music.engine import Engine, MatchRequest
 
